@@ -1,0 +1,149 @@
+"""MaskDataModule: Train split into stratified train/val, Test (and named extra test sets) in memory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from facemask.data.folder import DatasetError, ImageSet, load_image_folder
+from facemask.errors import FacemaskError
+
+log = logging.getLogger(__name__)
+
+#: Where the dataset is looked for when neither ``data.root`` nor FACEMASK_DATA says (relative to cwd).
+DEFAULT_ROOTS = (Path("data/mask28"), Path("../shared/data/mask28"))
+
+
+def find_split(root: Path, name: str) -> Path:
+    """``root/Train`` or ``root/train`` (likewise Test): both spellings exist in the wild."""
+    for candidate in (root / name, root / name.lower()):
+        if candidate.is_dir():
+            return candidate
+    raise DatasetError(f"{root}: split folder {name}/ (or {name.lower()}/) is missing")
+
+
+def resolve_root(root: str | Path | None) -> Path:
+    """The dataset folder: ``root`` if given, else FACEMASK_DATA, else the first default that exists."""
+    if root is None and os.environ.get("FACEMASK_DATA"):
+        root = os.environ["FACEMASK_DATA"]
+    candidates = [Path(root)] if root is not None else list(DEFAULT_ROOTS)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    looked = ", ".join(str(c.resolve()) for c in candidates)
+    raise DatasetError(
+        f"dataset not found (looked in: {looked}); point data.root=PATH or FACEMASK_DATA at a folder "
+        "holding Train/ and Test/ (README, section Data)"
+    )
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) indices with ``fraction`` of every class in val, the same for the same seed.
+
+    Train comes back shuffled so that unshuffled slices of it (``overfit_batches``) hold both classes.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    val = []
+    for label in labels.unique(sorted=True):
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        val.append(members[: round(len(members) * fraction)])
+    val_idx = torch.cat(val).sort().values
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    is_val[val_idx] = True
+    train_idx = (~is_val).nonzero().flatten()
+    return train_idx[torch.randperm(len(train_idx), generator=generator)], val_idx
+
+
+class MaskDataModule(LightningDataModule):
+    """Decodes each split once into uint8 tensors; augmentation runs batched in ``on_after_batch_transfer``.
+
+    Test is the ``test`` set; ``extra_test_sets`` (name -> ImageFolder root) are tested beside it under their
+    own metric prefix. An extra set whose folder does not exist is skipped with a warning, so that the
+    default config works where ../shared is absent.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        augment: nn.Module | None = None,
+        skip_bad_files: bool = False,
+        extra_test_sets: Mapping[str, str | None] | None = None,
+    ) -> None:
+        super().__init__()
+        if augment is not None and not callable(augment):
+            raise FacemaskError(
+                f"data.augment={augment!r} is not a transform: pick a preset with data/augment=NAME"
+            )
+        extra_test_sets = dict(extra_test_sets or {})  # plain types: checkpoints load with weights_only
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.augment = augment
+        self.sets: dict[str, ImageSet] = {}
+
+    @property
+    def test_set_names(self) -> list[str]:
+        """Metric prefixes of the test dataloaders, in order."""
+        return [name for name in self.sets if name not in ("train", "val")]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.sets:
+            return
+        root = resolve_root(self.hparams.root)
+        log.info("dataset: %s", root)
+        skip = self.hparams.skip_bad_files
+        full_train = load_image_folder(find_split(root, "Train"), skip)
+        train_idx, val_idx = stratified_split(
+            full_train.labels, self.hparams.val_fraction, self.hparams.split_seed
+        )
+        self.sets = {
+            "train": full_train.subset(train_idx),
+            "val": full_train.subset(val_idx),
+            "test": load_image_folder(find_split(root, "Test"), skip),
+        }
+        for name, path in (self.hparams.extra_test_sets or {}).items():
+            if path is not None and Path(path).is_dir():
+                self.sets[name] = load_image_folder(path, skip)
+            else:
+                log.warning("extra test set %r skipped: folder %s not found", name, path)
+        log.info("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        images = self.sets[name]
+        return DataLoader(
+            TensorDataset(images.images, images.labels),
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(name) for name in self.test_set_names]
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list[torch.Tensor]:
+        """uint8 -> float in [0, 1]; augment training batches on the device, the whole batch at once."""
+        images, labels = batch
+        images = images.float().div_(255)
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            images = self.augment(images)
+        return [images, labels]

@@ -1,0 +1,179 @@
+"""MaskClassifier: any backbone from ``facemask.models`` trained as a binary mask / no-mask classifier."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryConfusionMatrix,
+    BinaryF1Score,
+    BinaryPrecision,
+    BinaryRecall,
+    BinaryROC,
+)
+
+from facemask.data.folder import CLASSES
+from facemask.evaluation.figures import confusion_matrix_figure, roc_figure
+
+
+def scalar_metrics() -> MetricCollection:
+    """The per-stage scores; WithMask (index 1) is the positive class."""
+    return MetricCollection(
+        {
+            "acc": BinaryAccuracy(),
+            "precision": BinaryPrecision(),
+            "recall": BinaryRecall(),
+            "f1": BinaryF1Score(),
+            "auroc": BinaryAUROC(),
+        }
+    )
+
+
+def curve_metrics() -> MetricCollection:
+    """Metrics that become figures rather than scalars."""
+    return MetricCollection({"confmat": BinaryConfusionMatrix(), "roc": BinaryROC()})
+
+
+def plain(config: Any) -> Any:
+    """Plain containers, so that checkpoints load with ``torch.load(weights_only=True)``."""
+    return OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
+
+
+class MaskClassifier(LightningModule):
+    """Normalises [0, 1] images, runs ``net``, logs torchmetrics per stage and figures to TensorBoard.
+
+    ``net``, ``optimizer`` and ``scheduler`` arrive as Hydra configs (``_recursive_: false`` in
+    ``conf/model``) and are stored in the checkpoint's hyperparameters, so a checkpoint alone rebuilds
+    the model: ``MaskClassifier.load_from_checkpoint(path)``. A ready ``nn.Module`` works too (tests).
+    Normalisation lives in the model, not the data pipeline, so that exported models carry it.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        mean: float = 0.5,
+        std: float = 0.5,
+    ) -> None:
+        super().__init__()
+        configs = {"net": net, "optimizer": optimizer, "scheduler": scheduler, "mean": mean, "std": std}
+        self.save_hyperparameters(
+            {key: plain(value) for key, value in configs.items() if not isinstance(value, nn.Module)},
+            logger=False,
+        )
+        self.net = net if isinstance(net, nn.Module) else instantiate(net)
+        self.register_buffer("mean", torch.tensor(mean), persistent=False)
+        self.register_buffer("std", torch.tensor(std), persistent=False)
+        self.train_metrics = scalar_metrics()
+        self.val_metrics = scalar_metrics()
+        self.val_curves = curve_metrics()
+        self.test_set_names = ["test"]
+        self.test_metrics = nn.ModuleDict({"test": scalar_metrics()})
+        self.test_curves = nn.ModuleDict({"test": curve_metrics()})
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 2) for images (N, 1, 28, 28) in [0, 1]."""
+        return self.net((images - self.mean) / self.std)
+
+    def setup(self, stage: str) -> None:
+        """One metric set per test dataloader, named as the datamodule names them (test, realworld...)."""
+        names = getattr(self.trainer.datamodule, "test_set_names", None)
+        if stage == "test" and names and names != self.test_set_names:
+            self.test_set_names = list(names)
+            self.test_metrics = nn.ModuleDict({name: scalar_metrics() for name in names}).to(self.device)
+            self.test_curves = nn.ModuleDict({name: curve_metrics() for name in names}).to(self.device)
+
+    def _step(
+        self,
+        batch: list[torch.Tensor],
+        prefix: str,
+        metrics: MetricCollection,
+        curves: MetricCollection | None = None,
+    ) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{prefix}/loss is {loss.item()} at global step {self.global_step}")
+        probs = logits.detach().softmax(dim=-1)[:, 1]
+        metrics.update(probs, labels)
+        if curves is not None:
+            curves.update(probs, labels)
+        self.log(
+            f"{prefix}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=prefix != "test",
+            batch_size=len(labels),
+            add_dataloader_idx=False,
+        )
+        return loss
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", self.train_metrics)
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val", self.val_metrics, self.val_curves)
+
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        name = self.test_set_names[dataloader_idx]
+        self._step(batch, name, self.test_metrics[name], self.test_curves[name])
+
+    def on_train_epoch_end(self) -> None:
+        self._log_scores("train", self.train_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scores("val", self.val_metrics)
+        self._log_figures("val", self.val_curves)
+
+    def on_test_epoch_end(self) -> None:
+        for name in self.test_set_names:
+            self._log_scores(name, self.test_metrics[name])
+            self._log_figures(name, self.test_curves[name])
+
+    def _log_scores(self, prefix: str, metrics: MetricCollection) -> None:
+        scores = metrics.compute()
+        metrics.reset()
+        self.log_dict(
+            {f"{prefix}/{key}": value for key, value in scores.items()},
+            prog_bar=prefix == "val",
+            add_dataloader_idx=False,
+        )
+
+    def _log_figures(self, prefix: str, curves: MetricCollection) -> None:
+        """Confusion matrix and ROC to TensorBoard; at test time also as PNGs in the run folder."""
+        values = curves.compute()
+        curves.reset()
+        if self.trainer.sanity_checking or not isinstance(self.logger, TensorBoardLogger):
+            return
+        figures = {
+            "confusion_matrix": confusion_matrix_figure(values["confmat"].cpu(), CLASSES),
+            "roc": roc_figure(*(v.cpu() for v in values["roc"])),
+        }
+        for kind, figure in figures.items():
+            if prefix != "val":
+                folder = Path(self.trainer.default_root_dir) / "figures"
+                folder.mkdir(parents=True, exist_ok=True)
+                figure.savefig(folder / f"{prefix}_{kind}.png", dpi=100, bbox_inches="tight")
+            self.logger.experiment.add_figure(f"{prefix}/{kind}", figure, self.global_step, close=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        if self.hparams.get("scheduler") is None:
+            return {"optimizer": optimizer}
+        scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

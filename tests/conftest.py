@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny generated ImageFolders, Hydra configs composed the way train.py composes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from facemask.train import CONFIG_DIR
+from tests.synthetic import make_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+MASK28 = SHARED_DATA / "mask28"
+
+requires_shared = pytest.mark.skipif(not MASK28.is_dir(), reason=f"dataset not found at {MASK28}")
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A dataset root with Train (20 per class) and Test (6 per class)."""
+    root = tmp_path / "tiny"
+    make_image_folder(root / "Train", per_class=20)
+    make_image_folder(root / "Test", per_class=6, seed=1)
+    return root
+
+
+@pytest.fixture
+def train_cfg(tmp_path: Path) -> Iterator[callable]:
+    """Factory: ``train_cfg(*overrides)`` -> the composed train config writing into tmp_path/run."""
+
+    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose("train.yaml", overrides=list(overrides), return_hydra_config=True)
+        HydraConfig().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir or tmp_path / "run")
+            cfg.paths.log_dir = str(tmp_path)
+            del cfg.hydra
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()

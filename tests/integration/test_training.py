@@ -1,0 +1,131 @@
+"""Real training runs on ../shared/data/mask28 through the Hydra config, as users run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from facemask.evaluation.tensorboard import read_scalars
+from facemask.train import train
+from tests.conftest import MASK28, ROOT, SHARED_DATA, requires_shared
+
+pytestmark = [pytest.mark.integration, requires_shared]
+
+MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+SCORES = ("acc", "precision", "recall", "f1", "auroc")
+DATA = (f"data.root={MASK28}", f"paths.shared_dir={SHARED_DATA.parent}")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_trains_and_tests_end_to_end(model: str, train_cfg) -> None:
+    cfg = train_cfg(f"model={model}", "trainer.max_epochs=6", *DATA)
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+
+    checkpoints = {p.name for p in (run / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and any(name.startswith("epoch_") for name in checkpoints)
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved == pytest.approx(metrics)
+    assert saved["test/acc"] > 0.8, "chance is 0.5"
+    for prefix in ("val", "test", "realworld"):
+        assert all(0 <= saved[f"{prefix}/{score}"] <= 1 for score in SCORES)
+    assert saved["model/params"] > 10_000 and saved["model/macs"] > 1_000_000
+
+    figures = {p.name for p in (run / "figures").iterdir()}
+    expected = {
+        "augmentation.png",
+        "curves.png",
+        "test_confusion_matrix.png",
+        "test_roc.png",
+        "realworld_roc.png",
+    }
+    assert expected <= figures
+
+    scalars = read_scalars(run / "tensorboard")
+    for stage in ("train", "val"):
+        for name in ("loss", *SCORES):
+            assert len(scalars[f"{stage}/{name}"]) >= 6, f"{stage}/{name} not logged every epoch"
+    assert scalars["test/acc"][-1][1] == pytest.approx(saved["test/acc"])
+    assert scalars["realworld/recall"][-1][1] == pytest.approx(saved["realworld/recall"])
+    assert "hp_metric" not in scalars
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    images = set(events.Tags()["images"])
+    assert {"test/confusion_matrix", "test/roc", "val/confusion_matrix", "train/augmentation"} <= images
+    assert events.PluginTagToContent("hparams"), "hyperparameters with their final metrics"
+
+
+def test_training_resumes_from_last_checkpoint_at_the_right_step(train_cfg, tmp_path: Path) -> None:
+    first = train_cfg("model=mobilenetv2", "trainer.max_epochs=2", *DATA, output_dir=tmp_path / "first")
+    train(first)
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    steps_per_epoch = torch.load(last, weights_only=True)["global_step"] // 2
+
+    resumed = train_cfg(
+        "model=mobilenetv2",
+        "trainer.max_epochs=3",
+        f"ckpt_path={last}",
+        *DATA,
+        output_dir=tmp_path / "resumed",
+    )
+    metrics = train(resumed)
+    state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 3 * steps_per_epoch and metrics["epochs"] == 3
+    first_steps = [step for step, _ in read_scalars(tmp_path / "first" / "tensorboard")["train/loss"]]
+    resumed_steps = [step for step, _ in read_scalars(tmp_path / "resumed" / "tensorboard")["train/loss"]]
+    assert resumed_steps == [3 * steps_per_epoch - 1] and max(first_steps) == 2 * steps_per_epoch - 1
+
+
+@pytest.mark.parametrize("preset", ["fdr", "limit", "overfit"])
+def test_debug_presets_run(preset: str, train_cfg) -> None:
+    metrics = train(train_cfg(f"debug={preset}", "model=vgg16", *DATA))
+    assert 0 <= metrics["test/acc"] <= 1
+    if preset == "overfit":
+        assert metrics["train/loss"] < 0.1, "two batches without augmentation must be learnt by heart"
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "FACEMASK_DATA"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_missing_dataset_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_cli(f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith(f"error: dataset not found (looked in: {tmp_path}")
+    )
+
+
+@pytest.mark.slow
+def test_multirun_writes_a_summary_of_every_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m", "model=vgg16,mobilenetv2", "seed=0,1", "trainer.max_epochs=1", *DATA, f"hydra.sweep.dir={sweep}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    for job in jobs:
+        assert (job / ".hydra" / "config.yaml").is_file() and (job / "metrics.json").is_file()
+        assert (job / "checkpoints" / "last.ckpt").is_file() and any((job / "tensorboard").iterdir())
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("job,overrides,")
+    assert "model=mobilenetv2 seed=1" in rows[4]
+    assert "Sweep summary" in result.stdout and "| 3 | model=mobilenetv2 seed=1 |" in result.stdout

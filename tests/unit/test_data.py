@@ -1,0 +1,129 @@
+"""Data loading, split and bad input on tiny generated ImageFolders."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from facemask.data.datamodule import MaskDataModule, resolve_root, stratified_split
+from facemask.data.folder import CLASSES, DatasetError, load_image_folder
+from facemask.data.images import ImageError
+from tests.synthetic import make_image_folder
+
+
+@pytest.mark.parametrize("names", [("WithMask", "WithoutMask"), ("with_mask", "without_mask")])
+def test_both_folder_conventions_give_the_fixed_class_index(tmp_path: Path, names: tuple[str, str]) -> None:
+    images = load_image_folder(make_image_folder(tmp_path / "split", per_class=3, names=names))
+    assert images.images.shape == (6, 1, 28, 28) and images.images.dtype == torch.uint8
+    assert CLASSES == ("WithoutMask", "WithMask")
+    for path, label in zip(images.paths, images.labels.tolist(), strict=True):
+        assert label == (1 if path.parent.name.lower().replace("_", "") == "withmask" else 0)
+
+
+def test_images_of_another_size_are_converted_like_the_dataset(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = make_image_folder(tmp_path / "split", per_class=2)
+    Image.new("RGB", (97, 60), (200, 10, 10)).save(root / "WithMask" / "big.jpg")
+    images = load_image_folder(root)
+    assert images.images.shape == (5, 1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"", "empty file"), (b"just some text", "not an image"), (None, "corrupt or truncated")],
+)
+def test_a_bad_file_stops_loading_and_is_named(tmp_path: Path, content: bytes | None, problem: str) -> None:
+    root = make_image_folder(tmp_path / "split", per_class=2)
+    bad = root / "WithoutMask" / "bad.png"
+    if content is None:  # a real PNG cut in half
+        content = (root / "WithoutMask" / "0.png").read_bytes()[:60]
+    bad.write_bytes(content)
+    with pytest.raises(ImageError, match=problem) as err:
+        load_image_folder(root)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_skip_bad_files_skips_and_counts_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = make_image_folder(tmp_path / "split", per_class=2)
+    (root / "WithMask" / "empty.png").write_bytes(b"")
+    (root / "WithoutMask" / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING):
+        images = load_image_folder(root, skip_bad_files=True)
+    assert len(images) == 4
+    assert "skipped 2 unreadable file(s)" in caplog.text and "empty.png" in caplog.text
+
+
+def test_layout_errors_say_which_folder(tmp_path: Path) -> None:
+    root = make_image_folder(tmp_path / "split", per_class=2)
+    (root / "Beards").mkdir()
+    with pytest.raises(DatasetError, match="Beards: unknown class folder"):
+        load_image_folder(root)
+    (root / "Beards").rmdir()
+    for path in (root / "WithMask").iterdir():
+        path.unlink()
+    with pytest.raises(DatasetError, match="WithMask: class folder is empty"):
+        load_image_folder(root)
+    (root / "WithMask").rmdir()
+    with pytest.raises(DatasetError, match=r"class folder WithMask/ .* is missing"):
+        load_image_folder(root)
+    with pytest.raises(DatasetError, match="split folder not found"):
+        load_image_folder(tmp_path / "nothing")
+
+
+def test_missing_split_is_named(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "data" / "Train", per_class=4)
+    datamodule = MaskDataModule(root=str(tmp_path / "data"), extra_test_sets=None)
+    with pytest.raises(DatasetError, match=r"split folder Test/ \(or test/\) is missing"):
+        datamodule.setup("fit")
+
+
+def test_missing_dataset_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FACEMASK_DATA", raising=False)
+    with pytest.raises(DatasetError, match=r"dataset not found .*nowhere.*data.root=PATH or FACEMASK_DATA"):
+        resolve_root(str(tmp_path / "nowhere"))
+    monkeypatch.setenv("FACEMASK_DATA", str(tmp_path))
+    assert resolve_root(None) == tmp_path
+
+
+def test_stratified_split_keeps_class_shares_and_is_deterministic() -> None:
+    labels = torch.tensor([0] * 60 + [1] * 40)
+    train, val = stratified_split(labels, 0.2, seed=3)
+    assert sorted(torch.cat([train, val]).tolist()) == list(range(100))
+    assert labels[val].bincount().tolist() == [12, 8]
+    again_train, again_val = stratified_split(labels, 0.2, seed=3)
+    assert torch.equal(val, again_val) and torch.equal(train, again_train)
+    assert not torch.equal(val, stratified_split(labels, 0.2, seed=4)[1])
+
+
+def test_datamodule_batches_are_scaled_and_augmented_only_in_training(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    class Invert(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 1 - x
+
+    extra = make_image_folder(tmp_path / "extra", per_class=3, names=("with_mask", "without_mask"))
+    datamodule = MaskDataModule(
+        root=str(tiny_dataset),
+        val_fraction=0.25,
+        batch_size=8,
+        augment=Invert(),
+        extra_test_sets={"street": str(extra), "absent": str(tmp_path / "absent")},
+    )
+    datamodule.setup("fit")
+    assert [len(datamodule.sets[n]) for n in ("train", "val", "test", "street")] == [30, 10, 12, 6]
+    assert datamodule.test_set_names == ["test", "street"]
+    assert datamodule.sets["val"].labels.bincount().tolist() == [5, 5]
+
+    raw = next(iter(datamodule.val_dataloader()))
+    datamodule.trainer = type("T", (), {"training": False})()
+    images, labels = datamodule.on_after_batch_transfer(raw, 0)
+    assert images.dtype == torch.float32 and images.min() >= 0 and images.max() <= 1
+    assert torch.equal(images, raw[0].float() / 255) and torch.equal(labels, raw[1])
+    datamodule.trainer.training = True
+    augmented, _ = datamodule.on_after_batch_transfer(raw, 0)
+    assert torch.allclose(augmented, 1 - raw[0].float() / 255)

@@ -1,0 +1,88 @@
+"""MaskClassifier: normalisation, metrics per test set, NaN guard, rebuilding from a checkpoint alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from facemask.data.datamodule import MaskDataModule
+from facemask.module import MaskClassifier
+from tests.synthetic import make_image_folder
+
+TINY_NET = {
+    "_target_": "torch.nn.Sequential",
+    "_args_": [
+        {"_target_": "torch.nn.Flatten"},
+        {"_target_": "torch.nn.Linear", "in_features": 784, "out_features": 2},
+    ],
+}
+ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.01}
+
+
+def fit(model: MaskClassifier, datamodule: MaskDataModule, root: Path, **trainer_args) -> L.Trainer:
+    trainer = L.Trainer(
+        default_root_dir=root,
+        max_epochs=3,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        **trainer_args,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return trainer
+
+
+def test_forward_normalises_inputs() -> None:
+    model = MaskClassifier(nn.Sequential(nn.Flatten(), nn.Identity()), ADAM)
+    out = model(torch.full((1, 1, 2, 1), 0.75))
+    assert torch.allclose(out, torch.tensor([[0.5, 0.5]]))
+
+
+def test_test_metrics_are_named_after_each_test_set(tiny_dataset: Path, tmp_path: Path) -> None:
+    extra = make_image_folder(tmp_path / "street", per_class=4, seed=5)
+    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, extra_test_sets={"street": str(extra)})
+    model = MaskClassifier(TINY_NET, ADAM)
+    trainer = fit(model, datamodule, tmp_path)
+    scores = {
+        key: value
+        for result in trainer.test(model, datamodule=datamodule, verbose=False)
+        for key, value in result.items()
+    }
+    expected = {
+        f"{prefix}/{m}"
+        for prefix in ("test", "street")
+        for m in ("loss", "acc", "precision", "recall", "f1", "auroc")
+    }
+    assert set(scores) == expected
+    assert scores["test/acc"] > 0.9  # the toy classes are easy: the metrics see real predictions
+
+
+def test_a_nan_loss_stops_training_naming_the_step(tiny_dataset: Path, tmp_path: Path) -> None:
+    class NaNAfterTwo(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(784, 2)
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            out = self.linear(x.flatten(1))
+            return out * float("nan") if self.calls > 2 else out
+
+    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, extra_test_sets=None)
+    with pytest.raises(FloatingPointError, match=r"train/loss is nan at global step 2"):
+        fit(MaskClassifier(NaNAfterTwo(), ADAM), datamodule, tmp_path, num_sanity_val_steps=0)
+
+
+def test_a_checkpoint_alone_rebuilds_the_model(tiny_dataset: Path, tmp_path: Path) -> None:
+    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, extra_test_sets=None)
+    model = MaskClassifier(TINY_NET, ADAM)
+    trainer = fit(model, datamodule, tmp_path)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    loaded = MaskClassifier.load_from_checkpoint(tmp_path / "model.ckpt").eval()
+    images = datamodule.sets["test"].images.float() / 255
+    assert torch.equal(loaded(images), model.eval()(images))

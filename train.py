@@ -1,0 +1,6 @@
+"""``python train.py model=vgg19 ...``: see facemask.train and conf/train.yaml."""
+
+from facemask.train import main
+
+if __name__ == "__main__":
+    main()
