@@ -158,7 +158,9 @@ class MaskClassifier(LightningModule):
         """Confusion matrix and ROC to TensorBoard; at test time also as PNGs in the run folder."""
         values = curves.compute()
         curves.reset()
-        if self.trainer.sanity_checking or not isinstance(self.logger, TensorBoardLogger):
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        if not isinstance(self.logger, TensorBoardLogger):
             return
         figures = {
             "confusion_matrix": confusion_matrix_figure(values["confmat"].cpu(), CLASSES),

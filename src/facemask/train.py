@@ -29,6 +29,8 @@ from facemask.models.profile import count_macs, count_parameters
 log = logging.getLogger(__name__)
 # Lightning 2.6 on torch 2.14 warns about its own pytree use at every fit/validate/test: noise for users.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
+SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
@@ -53,14 +55,34 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics["epochs"] = trainer.current_epoch
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    ckpt = best or (None if cfg.get("train") else cfg.get("ckpt_path"))
-    log.info("evaluating %s", ckpt or "the final weights")
-    for run in (trainer.validate, trainer.test) if cfg.get("test") else ():
-        for scores in run(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
-            metrics.update({key: float(value) for key, value in scores.items()})
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        metrics.update(
+            evaluate(trainer, model, datamodule, best or (None if cfg.get("train") else cfg.ckpt_path))
+        )
 
-    record_run(output_dir, metrics, cfg, trainer.logger)  # a DummyLogger under fast_dev_run
+    if trainer.is_global_zero:
+        record_run(output_dir, metrics, cfg, trainer.logger)  # a DummyLogger under fast_dev_run
+        log.info("run folder: %s", output_dir)
+    return metrics
+
+
+def evaluate(
+    trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, ckpt_path: str | None
+) -> dict[str, float]:
+    """Scores of one checkpoint (None: the weights in hand) on the validation split and every test set."""
+    log.info("evaluating %s", ckpt_path or "the final weights")
+    metrics = {}
+    for run in (trainer.validate, trainer.test):
+        for scores in run(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
+            metrics.update({key: float(value) for key, value in scores.items()})
+    for prefix in dict.fromkeys(key.split("/")[0] for key in metrics):
+        scores = [
+            f"{name} {metrics[f'{prefix}/{name}']:.4f}"
+            for name in SCORE_ORDER
+            if f"{prefix}/{name}" in metrics
+        ]
+        log.info("%-10s %s", prefix, "  ".join(scores))
     return metrics
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from facemask.evaluation.tensorboard import read_scalars
 from facemask.train import train
+from tests.cli import last_error_line, run_train
 from tests.conftest import MASK28, ROOT, SHARED_DATA, requires_shared
 
 pytestmark = [pytest.mark.integration, requires_shared]
@@ -92,31 +90,15 @@ def test_debug_presets_run(preset: str, train_cfg) -> None:
         assert metrics["train/loss"] < 0.1, "two batches without augmentation must be learnt by heart"
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key != "FACEMASK_DATA"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_a_missing_dataset_is_one_clear_line(tmp_path: Path) -> None:
-    result = run_cli(f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr + result.stdout
-    assert (
-        result.stderr.strip().splitlines()[-1].startswith(f"error: dataset not found (looked in: {tmp_path}")
-    )
+    result = run_train(f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert last_error_line(result).startswith(f"error: dataset not found (looked in: {tmp_path}")
 
 
 @pytest.mark.slow
 def test_multirun_writes_a_summary_of_every_job(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    result = run_cli(
+    result = run_train(
         "-m", "model=vgg16,mobilenetv2", "seed=0,1", "trainer.max_epochs=1", *DATA, f"hydra.sweep.dir={sweep}"
     )
     assert result.returncode == 0, result.stderr[-3000:]

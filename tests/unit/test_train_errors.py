@@ -1,0 +1,30 @@
+"""``python train.py`` on bad input: one line naming the problem, exit code 1, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli import last_error_line, run_train
+
+
+def test_a_corrupt_image_is_named(tiny_dataset: Path, tmp_path: Path) -> None:
+    broken = tiny_dataset / "Train" / "WithMask" / "broken.png"
+    broken.write_bytes((tiny_dataset / "Train" / "WithMask" / "0.png").read_bytes()[:80])  # cut short
+    result = run_train(f"data.root={tiny_dataset}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert last_error_line(result).startswith(f"error: {broken}: corrupt or truncated image")
+
+
+def test_a_wrong_augment_override_says_how_to_pick_a_preset(tiny_dataset: Path, tmp_path: Path) -> None:
+    result = run_train(f"data.root={tiny_dataset}", "data.augment=none", f"hydra.run.dir={tmp_path / 'run'}")
+    assert "pick a preset with data/augment=NAME" in last_error_line(result)
+
+
+def test_an_unwritable_run_folder_stops_before_training(tiny_dataset: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the run folder should go")
+    result = run_train(
+        f"data.root={tiny_dataset}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        f"paths.output_dir={blocker / 'run'}",
+    )
+    assert "run folder is not writable" in last_error_line(result)
