@@ -32,12 +32,12 @@ def tiny_dataset(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def train_cfg(tmp_path: Path) -> Iterator[callable]:
-    """Factory: ``train_cfg(*overrides)`` -> the composed train config writing into tmp_path/run."""
+    """Factory: ``train_cfg(*overrides)`` -> the composed train (or ``config=``) config writing into tmp_path/run."""
 
-    def make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
+    def make(*overrides: str, output_dir: Path | None = None, config: str = "train.yaml") -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose("train.yaml", overrides=list(overrides), return_hydra_config=True)
+            cfg = compose(config, overrides=list(overrides), return_hydra_config=True)
         HydraConfig().set_config(cfg)
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir or tmp_path / "run")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from facemask.evaluation.tensorboard import read_scalars
@@ -111,3 +112,28 @@ def test_multirun_writes_a_summary_of_every_job(tmp_path: Path) -> None:
     assert len(rows) == 5 and rows[0].startswith("job,overrides,")
     assert "model=mobilenetv2 seed=1" in rows[4]
     assert "Sweep summary" in result.stdout and "| 3 | model=mobilenetv2 seed=1 |" in result.stdout
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_two_trials(tmp_path: Path) -> None:
+    sweep = tmp_path / "optuna"
+    result = run_train(
+        "-m",
+        "hparams_search=optuna",
+        "model=mobilenetv2",
+        "hydra.sweeper.n_trials=2",
+        "trainer.max_epochs=1",
+        *DATA,
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert set(best.best_params) == {
+        "model.optimizer.lr",
+        "model.optimizer.weight_decay",
+        "model.net.width_mult",
+        "model.net.dropout",
+        "data/augment",
+    }
+    trials = [json.loads((sweep / str(n) / "metrics.json").read_text())["val/loss"] for n in (0, 1)]
+    assert best.best_value == pytest.approx(min(trials))

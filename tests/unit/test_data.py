@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from facemask.data.datamodule import MaskDataModule, resolve_root, stratified_split
+from facemask.data.datamodule import MaskDataModule, resolve_root, stratified_fold, stratified_split
 from facemask.data.folder import CLASSES, DatasetError, load_image_folder
 from facemask.data.images import ImageError
+from facemask.errors import FacemaskError
 from tests.synthetic import make_image_folder
 
 
@@ -97,6 +98,19 @@ def test_stratified_split_keeps_class_shares_and_is_deterministic() -> None:
     again_train, again_val = stratified_split(labels, 0.2, seed=3)
     assert torch.equal(val, again_val) and torch.equal(train, again_train)
     assert not torch.equal(val, stratified_split(labels, 0.2, seed=4)[1])
+
+
+def test_stratified_folds_cover_every_sample_once() -> None:
+    labels = torch.tensor([0] * 53 + [1] * 47)
+    vals = [stratified_fold(labels, 5, fold, seed=1)[1] for fold in range(5)]
+    assert sorted(torch.cat(vals).tolist()) == list(range(100))
+    for fold, val in enumerate(vals):
+        train, _ = stratified_fold(labels, 5, fold, seed=1)
+        assert not set(train.tolist()) & set(val.tolist()) and len(train) + len(val) == 100
+        assert labels[val].bincount().tolist() in ([11, 10], [11, 9], [10, 10], [10, 9])
+    assert torch.equal(vals[2], stratified_fold(labels, 5, 2, seed=1)[1])
+    with pytest.raises(FacemaskError, match=r"data.fold=5 is not one of the 5 folds"):
+        stratified_fold(labels, 5, 5, seed=1)
 
 
 def test_datamodule_batches_are_scaled_and_augmented_only_in_training(

@@ -35,3 +35,10 @@ def test_summary_has_one_row_per_finished_job(tmp_path: Path, capsys) -> None:
     assert markdown.splitlines()[0] == "| job | overrides | test/acc | val/acc | model/params |"
     assert "| 1 | model=vgg19 seed=1 | 0.9500 | 0.9000 | 1000 |" in markdown, "shared overrides left out"
     assert markdown in capsys.readouterr().out
+
+    with open(tmp_path / "summary_by_config.csv") as file:
+        groups = {row["config"]: row for row in csv.DictReader(file)}
+    assert set(groups) == {"model=vgg16", "model=vgg19", "model=xception"}
+    assert groups["model=vgg16"]["n"] == "5" and float(groups["model=vgg16"]["test/acc mean"]) == 0.97
+    assert float(groups["model=xception"]["test/acc std"]) == 0.0
+    assert "| model=vgg19 | 5 | 0.9500 ± 0.0000 | 0.9000 ± 0.0000 | 1000.0000 ± 0.0000 |" in markdown

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -50,22 +50,41 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     Train comes back shuffled so that unshuffled slices of it (``overfit_batches``) hold both classes.
     """
     generator = torch.Generator().manual_seed(seed)
-    val = []
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    for members in _shuffled_classes(labels, generator):
+        is_val[members[: round(len(members) * fraction)]] = True
+    return _train_val(is_val, generator)
+
+
+def stratified_fold(
+    labels: torch.Tensor, folds: int, fold: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) indices of fold ``fold`` in a stratified k-fold: over all folds, each sample is in val once."""
+    if not 0 <= fold < folds:
+        raise FacemaskError(f"data.fold={fold} is not one of the {folds} folds (0..{folds - 1})")
+    generator = torch.Generator().manual_seed(seed)
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    for members in _shuffled_classes(labels, generator):
+        is_val[members[fold::folds]] = True  # each class dealt round-robin over the folds
+    return _train_val(is_val, generator)
+
+
+def _shuffled_classes(labels: torch.Tensor, generator: torch.Generator) -> Iterator[torch.Tensor]:
     for label in labels.unique(sorted=True):
         members = (labels == label).nonzero().flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        val.append(members[: round(len(members) * fraction)])
-    val_idx = torch.cat(val).sort().values
-    is_val = torch.zeros(len(labels), dtype=torch.bool)
-    is_val[val_idx] = True
+        yield members[torch.randperm(len(members), generator=generator)]
+
+
+def _train_val(is_val: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     train_idx = (~is_val).nonzero().flatten()
-    return train_idx[torch.randperm(len(train_idx), generator=generator)], val_idx
+    return train_idx[torch.randperm(len(train_idx), generator=generator)], is_val.nonzero().flatten()
 
 
 class MaskDataModule(LightningDataModule):
     """Decodes each split once into uint8 tensors; augmentation runs batched in ``on_after_batch_transfer``.
 
-    Test is the ``test`` set; ``extra_test_sets`` (name -> ImageFolder root) are tested beside it under their
+    The validation split is ``val_fraction`` of each class, or with ``folds`` set, fold ``fold`` of a
+    stratified k-fold (cross-validation). Test is the ``test`` set; ``extra_test_sets`` (name -> ImageFolder root) are tested beside it under their
     own metric prefix. An extra set whose folder does not exist is skipped with a warning, so that the
     default config works where ../shared is absent.
     """
@@ -80,6 +99,8 @@ class MaskDataModule(LightningDataModule):
         augment: nn.Module | None = None,
         skip_bad_files: bool = False,
         extra_test_sets: Mapping[str, str | None] | None = None,
+        folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
@@ -103,9 +124,13 @@ class MaskDataModule(LightningDataModule):
         log.info("dataset: %s", root)
         skip = self.hparams.skip_bad_files
         full_train = load_image_folder(find_split(root, "Train"), skip)
-        train_idx, val_idx = stratified_split(
-            full_train.labels, self.hparams.val_fraction, self.hparams.split_seed
-        )
+        if self.hparams.folds:
+            split = stratified_fold(
+                full_train.labels, self.hparams.folds, self.hparams.fold, self.hparams.split_seed
+            )
+        else:
+            split = stratified_split(full_train.labels, self.hparams.val_fraction, self.hparams.split_seed)
+        train_idx, val_idx = split
         self.sets = {
             "train": full_train.subset(train_idx),
             "val": full_train.subset(val_idx),

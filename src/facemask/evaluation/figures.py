@@ -1,4 +1,4 @@
-"""Matplotlib figures for TensorBoard and the run folder: confusion matrix, ROC, training curves."""
+"""Matplotlib figures for TensorBoard and the run folder: confusion matrix, ROC, PR, reliability, curves."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+
+from facemask.evaluation.calibration import expected_calibration_error, reliability_bins
 
 
 def confusion_matrix_figure(matrix: torch.Tensor, classes: Sequence[str]) -> Figure:
@@ -61,5 +63,41 @@ def curves_figure(
                 ax.plot(steps, values, marker=".", label=stage)
         ax.set(title=name, xlabel="step")
         ax.legend()
+    figure.tight_layout()
+    return figure
+
+
+def pr_figure(
+    precision: torch.Tensor, recall: torch.Tensor, threshold_point: tuple[float, float] | None = None
+) -> Figure:
+    """Precision-recall curve of WithMask, with the chosen operating point as ``(precision, recall)``."""
+    figure, ax = plt.subplots(figsize=(3.6, 3.2))
+    ax.plot(recall.numpy(), precision.numpy(), label="PR curve")
+    if threshold_point is not None:
+        point_precision, point_recall = threshold_point
+        label = f"operating point\nP {point_precision:.3f}, R {point_recall:.3f}"
+        ax.plot([point_recall], [point_precision], "o", color="crimson", label=label)
+    ax.set(xlabel="recall (WithMask)", ylabel="precision (WithMask)", xlim=(0, 1.01), ylim=(0, 1.01))
+    ax.legend(loc="lower left")
+    figure.tight_layout()
+    return figure
+
+
+def reliability_figure(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> Figure:
+    """Observed fraction of WithMask per bin of P(WithMask) against the diagonal, and how the scores spread."""
+    confidence, fraction, counts = (t.cpu().numpy() for t in reliability_bins(probs, labels, n_bins))
+    filled = counts > 0
+    centres = (torch.arange(n_bins) + 0.5).numpy() / n_bins
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(3.6, 4.4), sharex=True, gridspec_kw={"height_ratios": (3, 1)}
+    )
+    top.bar(centres[filled], fraction[filled], width=1 / n_bins, edgecolor="black", label="observed")
+    top.plot(confidence[filled], fraction[filled], ".", color="crimson", label="bin mean P")
+    top.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ece = expected_calibration_error(probs, labels, n_bins)
+    top.set(ylabel="fraction WithMask", ylim=(0, 1), title=f"ECE {ece:.4f}")
+    top.legend(loc="upper left")
+    bottom.bar(centres, counts, width=1 / n_bins, color="grey")
+    bottom.set(xlabel="P(WithMask)", ylabel="count", xlim=(0, 1), yscale="symlog")
     figure.tight_layout()
     return figure

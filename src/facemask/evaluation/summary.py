@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -10,6 +9,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from facemask.evaluation.tables import aggregate, markdown_table, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,19 @@ def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def write_summary(sweep_dir: Path, rows: list[dict[str, Any]]) -> str:
-    """summary.csv (every column) and summary.md (main metrics, swept overrides); returns the Markdown."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(sweep_dir / "summary.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    shown = ["job", "overrides", *(m for m in TABLE_METRICS if m in columns)]
-    swept = swept_overrides([row["overrides"] for row in rows])
-    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    lines += [
-        "| " + " | ".join(_cell({**row, "overrides": job}.get(key)) for key in shown) + " |"
-        for row, job in zip(rows, swept, strict=True)
-    ]
-    markdown = "\n".join(lines) + "\n"
+    """summary.csv/.md: one row per job; where jobs differ only by seed, also summary_by_config.csv/.md with
+    mean ± std over the seeds. Returns the Markdown."""
+    for row, swept in zip(rows, swept_overrides([row["overrides"] for row in rows]), strict=True):
+        row["swept"] = swept
+        row["config"] = " ".join(o for o in swept.split() if not o.startswith("seed=")) or "(all)"
+    metrics = [m for m in TABLE_METRICS if any(m in row for row in rows)]
+    write_csv(sweep_dir / "summary.csv", rows)
+    shown = [{**row, "overrides": row["swept"]} for row in rows]
+    markdown = markdown_table(shown, ["job", "overrides", *metrics])
+    grouped = aggregate(rows, "config", metrics)
+    if len(grouped) < len(rows):
+        write_csv(sweep_dir / "summary_by_config.csv", grouped)
+        markdown += "\nMean ± std over seeds:\n\n" + markdown_table(grouped, ["config", "n", *metrics])
     (sweep_dir / "summary.md").write_text(markdown)
     return markdown
 
@@ -76,10 +76,6 @@ class SweepSummary(Callback):
             return
         markdown = write_summary(sweep_dir, rows)
         print(f"\nSweep summary ({sweep_dir / 'summary.csv'}):\n{markdown}")
-
-
-def _cell(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value if value is not None else "")
 
 
 def _job_order(name: str) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from facemask.errors import FacemaskError
-from facemask.models.init import init_weights
+from facemask.models.layers import init_weights, make_divisible
 
 # [expansion t, output channels c, repeats n, first stride s]: torchvision's first four stages, cut to
 # fit 28 px and a CPU budget: half the early widths, fewer repeats, and three stride-2 stages
@@ -34,12 +34,6 @@ INPUT_STD = 0.5
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PRETRAINED_WIDTH = 1280  # channels out of torchvision's MobileNetV2 features
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round a scaled width to a multiple of `divisor` (as torchvision does), never dropping below 90%."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 def conv_bn_relu6(

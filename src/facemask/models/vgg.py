@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from facemask.models.init import init_weights
+from facemask.models.layers import init_weights, make_divisible
 
 POOL = "M"
 
@@ -52,7 +52,8 @@ class MiniVGG(nn.Module):
 
     The layer list should hold four "M" pools, not VGG's five: at 28 px a fifth pool would
     leave a 1x1 map, so the last conv block works on 2x2 and feeds the classifier directly.
-    img_size is only used to size the first fc layer from the number of pools.
+    img_size is only used to size the first fc layer from the number of pools; width_mult scales every
+    conv width (rounded to a multiple of 4), for width sweeps.
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class MiniVGG(nn.Module):
         in_chans: int = 1,
         num_classes: int = 2,
         img_size: int = 28,
+        width_mult: float = 1.0,
     ) -> None:
         super().__init__()
+        layers = [layer if layer == POOL else make_divisible(int(layer) * width_mult, 4) for layer in layers]
         self.features = make_features(layers, in_chans, batch_norm)
         widths = [int(layer) for layer in layers if layer != POOL]
         side = img_size

@@ -11,7 +11,7 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from facemask.models.init import init_weights
+from facemask.models.layers import init_weights, make_divisible
 
 
 class SeparableConv2d(nn.Module):
@@ -96,6 +96,7 @@ class XceptionLite(nn.Module):
     entry_widths: one stride-2 block per width (the first starts without ReLU, as in the original).
     middle_repeats: identity-residual blocks of 3 separable convs at the last entry width.
     exit_widths: the exit block's output width, then one widening SeparableConv-BN-ReLU per further width.
+    width_mult: scales every width (rounded to a multiple of 4), for width sweeps.
     """
 
     def __init__(
@@ -107,8 +108,13 @@ class XceptionLite(nn.Module):
         dropout: float = 0.2,
         in_chans: int = 1,
         num_classes: int = 2,
+        width_mult: float = 1.0,
     ) -> None:
         super().__init__()
+        stem_widths, entry_widths, exit_widths = (
+            [make_divisible(w * width_mult, 4) for w in widths]
+            for widths in (stem_widths, entry_widths, exit_widths)
+        )
         width = entry_widths[-1]
         self.features = nn.Sequential(
             *stem(in_chans, stem_widths),

@@ -1,4 +1,4 @@
-"""Weight initialisation shared by every family, as torchvision initialises VGG and MobileNetV2."""
+"""Pieces shared by every network family: weight initialisation and width scaling."""
 
 from torch import nn
 
@@ -13,3 +13,9 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0, 0.01)
     if isinstance(module, nn.Conv2d | nn.BatchNorm2d | nn.Linear) and module.bias is not None:
         nn.init.zeros_(module.bias)
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """Round a scaled width to a multiple of `divisor` (as torchvision does), never dropping below 90%."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
