@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import CatMetric, MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryAUROC,
@@ -25,6 +25,7 @@ from torchmetrics.classification import (
 )
 
 from facemask.data.folder import CLASSES
+from facemask.evaluation.calibration import threshold_for
 from facemask.evaluation.figures import confusion_matrix_figure, roc_figure
 
 
@@ -67,9 +68,17 @@ class MaskClassifier(LightningModule):
         scheduler: Mapping[str, Any] | None = None,
         mean: float = 0.5,
         std: float = 0.5,
+        operating_point: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        configs = {"net": net, "optimizer": optimizer, "scheduler": scheduler, "mean": mean, "std": std}
+        configs = {
+            "net": net,
+            "optimizer": optimizer,
+            "scheduler": scheduler,
+            "mean": mean,
+            "std": std,
+            "operating_point": operating_point,
+        }
         self.save_hyperparameters(
             {key: plain(value) for key, value in configs.items() if not isinstance(value, nn.Module)},
             logger=False,
@@ -77,6 +86,10 @@ class MaskClassifier(LightningModule):
         self.net = net if isinstance(net, nn.Module) else instantiate(net)
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
         self.register_buffer("std", torch.tensor(std), persistent=False)
+        # The decision threshold on P(WithMask), chosen on the validation split every epoch to meet
+        # ``operating_point`` (e.g. precision >= 0.99): persistent, so each checkpoint carries its own.
+        self.register_buffer("threshold", torch.tensor(0.5))
+        self.val_scores, self.val_targets = CatMetric(), CatMetric()
         self.train_metrics = scalar_metrics()
         self.val_metrics = scalar_metrics()
         self.val_curves = curve_metrics()
@@ -87,6 +100,11 @@ class MaskClassifier(LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, 2) for images (N, 1, 28, 28) in [0, 1]."""
         return self.net((images - self.mean) / self.std)
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        """P(WithMask) (N,) for images (N, 1, 28, 28) in [0, 1]; WithMask where it exceeds ``threshold``."""
+        return self(images).softmax(dim=-1)[:, 1]
 
     def setup(self, stage: str) -> None:
         """One metric set per test dataloader, named as the datamodule names them (test, realworld...)."""
@@ -102,7 +120,7 @@ class MaskClassifier(LightningModule):
         prefix: str,
         metrics: MetricCollection,
         curves: MetricCollection | None = None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
@@ -121,17 +139,26 @@ class MaskClassifier(LightningModule):
             batch_size=len(labels),
             add_dataloader_idx=False,
         )
-        return loss
+        return loss, probs
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_metrics)
+        return self._step(batch, "train", self.train_metrics)[0]
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val", self.val_metrics, self.val_curves)
+        probs = self._step(batch, "val", self.val_metrics, self.val_curves)[1]
+        self.val_scores.update(probs)
+        self.val_targets.update(batch[1])
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
         self._step(batch, name, self.test_metrics[name], self.test_curves[name])
+
+    def on_test_epoch_start(self) -> None:
+        """Test sets are scored at the checkpoint's operating threshold, as predictions are made."""
+        for metric in [*self.test_metrics.values(), *self.test_curves.values()]:
+            for member in metric.values():
+                if hasattr(member, "threshold"):
+                    member.threshold = float(self.threshold)
 
     def on_train_epoch_end(self) -> None:
         self._log_scores("train", self.train_metrics)
@@ -139,6 +166,21 @@ class MaskClassifier(LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_scores("val", self.val_metrics)
         self._log_figures("val", self.val_curves)
+        self._update_threshold()
+
+    def _update_threshold(self) -> None:
+        """Move ``threshold`` to the operating point of these weights on the validation split."""
+        probs, labels = self.val_scores.compute(), self.val_targets.compute()
+        self.val_scores.reset()
+        self.val_targets.reset()
+        target = self.hparams.get("operating_point")
+        if not target or self.trainer.sanity_checking:
+            return
+        quiet = self.trainer.state.fn == "fit"  # early epochs rarely reach the target: warn only after fit
+        self.threshold.fill_(
+            threshold_for(probs, labels.long(), target["metric"], target["target"], warn=not quiet)
+        )
+        self.log("val/threshold", self.threshold, add_dataloader_idx=False)
 
     def on_test_epoch_end(self) -> None:
         for name in self.test_set_names:

@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_writable(output_dir)
 
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
+    model = instantiate(cfg.model, operating_point=cfg.get("operating_point"))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # null: switched off
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)

@@ -13,13 +13,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from facemask.evaluation.tensorboard import read_scalars
 from facemask.train import train
 from tests.cli import last_error_line, run_train
-from tests.conftest import MASK28, ROOT, SHARED_DATA, requires_shared
+from tests.conftest import ROOT, SHARED_OVERRIDES, requires_shared
 
 pytestmark = [pytest.mark.integration, requires_shared]
 
 MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
 SCORES = ("acc", "precision", "recall", "f1", "auroc")
-DATA = (f"data.root={MASK28}", f"paths.shared_dir={SHARED_DATA.parent}")
+DATA = SHARED_OVERRIDES
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -30,6 +30,7 @@ def test_every_model_trains_and_tests_end_to_end(model: str, train_cfg) -> None:
 
     checkpoints = {p.name for p in (run / "checkpoints").iterdir()}
     assert "last.ckpt" in checkpoints and any(name.startswith("epoch_") for name in checkpoints)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 5, "the 6th epoch"
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == pytest.approx(metrics)
     assert saved["test/acc"] > 0.8, "chance is 0.5"

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from facemask.data.datamodule import MaskDataModule
+from facemask.evaluation.calibration import operating_point
 from facemask.module import MaskClassifier
 from tests.synthetic import make_image_folder
 
@@ -86,3 +87,19 @@ def test_a_checkpoint_alone_rebuilds_the_model(tiny_dataset: Path, tmp_path: Pat
     loaded = MaskClassifier.load_from_checkpoint(tmp_path / "model.ckpt").eval()
     images = datamodule.sets["test"].images.float() / 255
     assert torch.equal(loaded(images), model.eval()(images))
+
+
+def test_the_operating_threshold_is_chosen_on_val_and_used_for_test(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, val_fraction=0.5, extra_test_sets=None)
+    model = MaskClassifier(TINY_NET, ADAM, operating_point={"metric": "recall", "target": 1.0})
+    trainer = fit(model, datamodule, tmp_path)
+    val = datamodule.sets["val"]
+    probs = model.predict_proba(val.images.float() / 255)
+    assert operating_point(probs, val.labels, float(model.threshold))["recall"] == 1.0
+    assert float(model.threshold) < probs[val.labels == 1].min(), "the lowest mask score must be above it"
+
+    model.threshold.fill_(1.0)  # P > 1 never holds: every face is called WithoutMask
+    scores = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    assert scores["test/recall"] == 0.0 and scores["test/acc"] == 0.5 and scores["test/auroc"] > 0.9

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from facemask.errors import FacemaskError
+from facemask.evaluate import load_checkpoint
 from tests.cli import last_error_line, run_train
 
 
@@ -28,3 +32,15 @@ def test_an_unwritable_run_folder_stops_before_training(tiny_dataset: Path, tmp_
         f"paths.output_dir={blocker / 'run'}",
     )
     assert "run folder is not writable" in last_error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"), [(None, "checkpoint not found"), (b"junk", "not a facemask checkpoint")]
+)
+def test_a_bad_checkpoint_is_named(tmp_path: Path, content: bytes | None, problem: str) -> None:
+    path = tmp_path / "model.ckpt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(FacemaskError, match=problem) as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)

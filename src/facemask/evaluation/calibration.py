@@ -30,11 +30,14 @@ log = logging.getLogger(__name__)
 OTHER_METRIC = {"precision": "recall", "recall": "precision"}
 
 
-def threshold_for(probs: Tensor, labels: Tensor, metric: str = "precision", target: float = 0.99) -> float:
+def threshold_for(
+    probs: Tensor, labels: Tensor, metric: str = "precision", target: float = 0.99, warn: bool = True
+) -> float:
     """The threshold on P(WithMask) that meets ``metric >= target`` on these scores with the other metric highest.
 
     Ties in the other metric go to the threshold with the higher ``metric``: at equal recall, fewer false
-    positives. If no threshold meets the target, the one that comes closest is returned, with a warning.
+    positives. If no threshold meets the target, the one that comes closest is returned, with a warning
+    (``warn=False``: at debug level, for the early epochs of training).
     """
     if metric not in OTHER_METRIC:
         raise ValueError(f"metric must be one of {sorted(OTHER_METRIC)}, got {metric!r}")
@@ -47,7 +50,8 @@ def threshold_for(probs: Tensor, labels: Tensor, metric: str = "precision", targ
         best = best_index(other, chosen, met)
     else:
         best = best_index(chosen, other, torch.ones_like(met))
-        log.warning(
+        log.log(
+            logging.WARNING if warn else logging.DEBUG,
             "No threshold reaches %s >= %g on these scores; using the closest: %s %.4f, %s %.4f",
             metric,
             target,
