@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from facemask.evaluation.gradcam import default_layer, grad_cam, gradcam_figure
+from facemask.models.layers import FeaturesHead
 from facemask.models.vgg import MiniVGG
 from facemask.module import MaskClassifier
 from tests.synthetic import face
@@ -40,7 +41,7 @@ def toy_faces(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(images).float().div(255)[:, None], labels
 
 
-class BandDetector(nn.Module):
+class BandDetector(FeaturesHead):
     """A hand-set net: channel 0 fires on bright pixels (the mask band), channel 1 on the others.
 
     WithMask's logit is the mean of channel 0 minus that of channel 1, WithoutMask's the opposite, so
@@ -59,15 +60,6 @@ class BandDetector(nn.Module):
             linear.bias.copy_(torch.tensor([-0.2, 0.2]))  # the band covers only a third of the face
         self.features = nn.Sequential(conv, nn.ReLU(inplace=True), nn.AvgPool2d(4))  # 28 -> 7
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def small_vgg() -> MaskClassifier:
@@ -162,7 +154,7 @@ def test_cam_follows_the_band_in_a_trained_vgg() -> None:
 
 def test_cam_leaves_the_model_as_it_was() -> None:
     model = small_vgg().train()
-    model.net.classifier.eval()  # a mixed-mode model: each module's own mode must come back
+    model.net.head.eval()  # a mixed-mode model: each module's own mode must come back
     modes = [module.training for module in model.modules()]
     batch_norm = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     running_mean = batch_norm.running_mean.clone()

@@ -1,6 +1,26 @@
-"""Pieces shared by every network family: weight initialisation and width scaling."""
+"""Pieces shared by every network family: the features/head split, weight initialisation, width scaling."""
 
+import torch
 from torch import nn
+
+
+class FeaturesHead(nn.Module):
+    """timm's split of a classifier: ``forward_features`` (``self.features``) then ``forward_head``.
+
+    Subclasses build ``features`` and ``head``; Grad-CAM and future backbones rely on the split.
+    """
+
+    features: nn.Module
+    head: nn.Module
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def init_weights(module: nn.Module) -> None:

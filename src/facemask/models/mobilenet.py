@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from facemask.errors import FacemaskError
-from facemask.models.layers import init_weights, make_divisible
+from facemask.models.layers import FeaturesHead, init_weights, make_divisible
 
 # [expansion t, output channels c, repeats n, first stride s]: torchvision's first four stages, cut to
 # fit 28 px and a CPU budget: half the early widths, fewer repeats, and three stride-2 stages
@@ -108,7 +108,7 @@ def load_imagenet_features() -> nn.Sequential:
         ) from err
 
 
-class MobileNetV2Lite(nn.Module):
+class MobileNetV2Lite(FeaturesHead):
     """MobileNetV2 for (N, in_chans, 28, 28) inputs, from scratch or from ImageNet weights.
 
     pretrained=True ignores width_mult, the setting, stem_width and last_channel: the ImageNet
@@ -168,9 +168,3 @@ class MobileNetV2Lite(nn.Module):
         if self.pretrained:
             x = self.to_imagenet_input(x)
         return self.features(x)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from facemask.models.layers import init_weights, make_divisible
+from facemask.models.layers import FeaturesHead, init_weights, make_divisible
 
 POOL = "M"
 
@@ -38,8 +38,8 @@ def make_features(layers: Sequence[int | str], in_chans: int, batch_norm: bool) 
 
 
 def make_classifier(in_features: int, fc: Sequence[int], num_classes: int, dropout: float) -> nn.Sequential:
-    """VGG's fully-connected head: hidden Linear-ReLU-Dropout layers, then the logits layer."""
-    modules: list[nn.Module] = []
+    """VGG's fully-connected head: flatten, hidden Linear-ReLU-Dropout layers, then the logits layer."""
+    modules: list[nn.Module] = [nn.Flatten()]
     for width in fc:
         modules += [nn.Linear(in_features, width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
         in_features = width
@@ -47,7 +47,7 @@ def make_classifier(in_features: int, fc: Sequence[int], num_classes: int, dropo
     return nn.Sequential(*modules)
 
 
-class MiniVGG(nn.Module):
+class MiniVGG(FeaturesHead):
     """VGG with ceil-mode pooling and a small fc head, for (N, in_chans, 28, 28) inputs.
 
     The layer list should hold four "M" pools, not VGG's five: at 28 px a fifth pool would
@@ -74,16 +74,7 @@ class MiniVGG(nn.Module):
         side = img_size
         for _ in range(sum(layer == POOL for layer in layers)):
             side = math.ceil(side / 2)
-        self.classifier = make_classifier(widths[-1] * side * side, fc, num_classes, dropout)
+        self.head = make_classifier(widths[-1] * side * side, fc, num_classes, dropout)
         self.apply(init_weights)
         # channels_last: oneDNN's CPU convolutions run ~1.3x faster on it; results are unchanged.
         self.to(memory_format=torch.channels_last)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(x, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))

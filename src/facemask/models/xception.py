@@ -11,7 +11,7 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from facemask.models.layers import init_weights, make_divisible
+from facemask.models.layers import FeaturesHead, init_weights, make_divisible
 
 
 class SeparableConv2d(nn.Module):
@@ -89,7 +89,7 @@ def exit_flow(in_chs: int, widths: Sequence[int]) -> list[nn.Module]:
     return layers
 
 
-class XceptionLite(nn.Module):
+class XceptionLite(FeaturesHead):
     """Scaled-down Xception for (N, in_chans, 28, 28) inputs.
 
     stem_widths: one stride-1 3x3 conv-BN-ReLU per width.
@@ -131,12 +131,3 @@ class XceptionLite(nn.Module):
         self.apply(init_weights)
         # channels_last: oneDNN's CPU convolutions (depthwise above all) run ~1.5x faster; results unchanged.
         self.to(memory_format=torch.channels_last)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
