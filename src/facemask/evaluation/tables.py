@@ -32,7 +32,8 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
 
 
 def aggregate(rows: Sequence[dict[str, Any]], key: str, metrics: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per distinct ``row[key]``: ``n``, and ``<metric>`` as "mean ± std" with ``<metric> mean``/``std``."""
+    """One row per distinct ``row[key]``: ``n``, and ``<metric>`` as "mean ± std" (the value itself where all
+    runs agree) with ``<metric> mean`` and ``<metric> std``."""
     groups: dict[Any, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row[key], []).append(row)
@@ -43,7 +44,10 @@ def aggregate(rows: Sequence[dict[str, Any]], key: str, metrics: Sequence[str]) 
             values = [m[metric] for m in members if isinstance(m.get(metric), int | float)]
             if values:
                 mean, std = mean_std(values)
-                out.update({metric: f"{mean:.4f} ± {std:.4f}", f"{metric} mean": mean, f"{metric} std": std})
+                shown = (
+                    values[0] if len(set(values)) == 1 else f"{mean:.4f} ± {std:.4f}"
+                )  # e.g. a parameter count
+                out.update({metric: shown, f"{metric} mean": mean, f"{metric} std": std})
         summary.append(out)
     return summary
 
