@@ -31,7 +31,7 @@ from facemask.errors import FacemaskError, exit_on_user_error
 from facemask.evaluation.calibration import expected_calibration_error, operating_point
 from facemask.evaluation.figures import confusion_matrix_figure, pr_figure, reliability_figure, roc_figure
 from facemask.evaluation.gradcam import default_layer, grad_cam, gradcam_figure
-from facemask.evaluation.robustness import robustness_report
+from facemask.evaluation.robustness import predict_in_batches, robustness_report
 from facemask.evaluation.tables import markdown_table
 from facemask.module import MaskClassifier
 from facemask.train import CONFIG_DIR, check_writable
@@ -48,11 +48,6 @@ def load_checkpoint(path: str | Path) -> MaskClassifier:
         return MaskClassifier.load_from_checkpoint(path, map_location="cpu").eval()
     except Exception as err:  # torch and Lightning raise many kinds for a file that is not ours
         raise FacemaskError(f"{path}: not a facemask checkpoint ({type(err).__name__}: {err})") from err
-
-
-def probabilities(model: MaskClassifier, images: ImageSet, batch_size: int = 512) -> torch.Tensor:
-    """P(WithMask) for every image of a split."""
-    return torch.cat([model.predict_proba(batch.float() / 255) for batch in images.images.split(batch_size)])
 
 
 def split_scores(name: str, probs: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict[str, float]:
@@ -105,7 +100,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     with SummaryWriter(output_dir / "tensorboard") as writer:
         for name in ["val", *datamodule.test_set_names]:
             images = datamodule.sets[name]
-            probs = probabilities(model, images)
+            probs = predict_in_batches(model.predict_proba, images.images.float() / 255)
             metrics.update(split_scores(name, probs, images.labels, threshold))
             for kind, figure in split_figures(probs, images.labels, threshold).items():
                 figure.savefig(figures_dir / f"{name}_{kind}.png", dpi=100, bbox_inches="tight")

@@ -34,6 +34,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from facemask.data.folder import CLASSES
+from facemask.evaluation.calibration import operating_point
 from facemask.evaluation.tables import markdown_table, write_csv
 
 log = logging.getLogger(__name__)
@@ -217,19 +218,18 @@ def corrupt(images: Tensor, name: str, severity: int) -> Tensor:
 
 
 @torch.no_grad()
-def _probabilities(predict: Callable[[Tensor], Tensor], images: Tensor, batch_size: int = 256) -> Tensor:
+def predict_in_batches(predict: Callable[[Tensor], Tensor], images: Tensor, batch_size: int = 256) -> Tensor:
     """P(WithMask) for every image, ``batch_size`` images at a time, on the CPU."""
     return torch.cat([predict(batch).flatten().float().cpu() for batch in images.split(batch_size)])
 
 
 def _scores(probs: Tensor, labels: Tensor, threshold: float) -> dict[str, float | int]:
-    """Accuracy, precision and recall of WithMask; predicted positive above ``threshold``, as torchmetrics."""
-    predicted, actual = probs > threshold, labels.cpu() == 1
-    hits = (predicted & actual).sum().item()
+    """Accuracy, precision and recall of WithMask at ``threshold``, as the evaluation reports them."""
+    scores = operating_point(probs, labels.cpu(), threshold)
     return {
-        "acc": (predicted == actual).float().mean().item(),
-        "precision": hits / max(predicted.sum().item(), 1),  # 0 when nothing is predicted positive
-        "recall": hits / max(actual.sum().item(), 1),
+        "acc": scores["acc"],
+        "precision": scores["precision"],
+        "recall": scores["recall"],
         "n": len(labels),
     }
 
@@ -257,7 +257,7 @@ def robustness_report(
     if unknown := [name for name in names if name not in CORRUPTIONS]:
         raise ValueError(f"unknown corruptions {unknown}; known: {', '.join(CORRUPTIONS)}")
     examples = _example_indices(labels)
-    clean = _scores(_probabilities(predict, images), labels, threshold)
+    clean = _scores(predict_in_batches(predict, images), labels, threshold)
     rows = [{"corruption": "clean", "family": "clean", "severity": 0, "param": None, **clean}]
     sheets = {}
     for done, name in enumerate(names, start=1):
@@ -290,7 +290,7 @@ def _evaluate(
     for severity in SEVERITIES:
         corrupted = corrupt(images, name, severity)
         views.append(corrupted[examples])
-        scores = _scores(_probabilities(predict, corrupted), labels, threshold)
+        scores = _scores(predict_in_batches(predict, corrupted), labels, threshold)
         rows.append(
             {
                 "corruption": name,
