@@ -69,6 +69,7 @@ class MaskClassifier(LightningModule):
         mean: float = 0.5,
         std: float = 0.5,
         operating_point: Mapping[str, Any] | None = None,
+        flip_tta: bool = False,
     ) -> None:
         super().__init__()
         configs = {
@@ -78,6 +79,7 @@ class MaskClassifier(LightningModule):
             "mean": mean,
             "std": std,
             "operating_point": operating_point,
+            "flip_tta": flip_tta,
         }
         self.save_hyperparameters(
             {key: plain(value) for key, value in configs.items() if not isinstance(value, nn.Module)},
@@ -98,8 +100,15 @@ class MaskClassifier(LightningModule):
         self.test_curves = nn.ModuleDict({"test": curve_metrics()})
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 2) for images (N, 1, 28, 28) in [0, 1]."""
-        return self.net((images - self.mean) / self.std)
+        """Logits (N, 2) for images (N, 1, 28, 28) in [0, 1].
+
+        With ``flip_tta`` the eval-mode logits average the image and its mirror (faces are left-right
+        symmetric, the two views' errors are not): test-time augmentation, also in validation and predictions.
+        """
+        x = (images - self.mean) / self.std
+        if self.hparams.get("flip_tta") and not self.training:
+            return (self.net(x) + self.net(x.flip(-1))) / 2
+        return self.net(x)
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:

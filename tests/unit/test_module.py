@@ -103,3 +103,14 @@ def test_the_operating_threshold_is_chosen_on_val_and_used_for_test(
     model.threshold.fill_(1.0)  # P > 1 never holds: every face is called WithoutMask
     scores = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     assert scores["test/recall"] == 0.0 and scores["test/acc"] == 0.5 and scores["test/auroc"] > 0.9
+
+
+def test_flip_tta_averages_the_mirror_in_eval_mode_only() -> None:
+    torch.manual_seed(0)
+    model = MaskClassifier(TINY_NET, ADAM, flip_tta=True)
+    images = torch.rand(3, 1, 28, 28)
+    plain = model.net((images - 0.5) / 0.5)
+    mirrored = model.net((images.flip(-1) - 0.5) / 0.5)
+    assert torch.allclose(model.train()(images), plain)
+    assert torch.allclose(model.eval()(images), (plain + mirrored) / 2)
+    assert torch.allclose(model(images.flip(-1)), model(images), atol=1e-6), "symmetric by construction"
