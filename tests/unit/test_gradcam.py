@@ -114,6 +114,15 @@ def test_cam_lights_up_the_mask_band() -> None:
     assert (with_mask[:, band].sum(dim=1) / with_mask.sum(dim=(1, 2)) > 0.8).all()
 
 
+def test_cam_under_flip_tta_is_the_cam_of_the_image_itself() -> None:
+    plain, tta = small_vgg(), small_vgg()
+    tta.hparams.flip_tta = True
+    images = toy_faces(8)[0]
+    layer_plain, layer_tta = default_layer(plain), default_layer(tta)
+    cams = grad_cam(plain, images, layer_plain, target_class=1)
+    assert torch.allclose(grad_cam(tta, images, layer_tta, target_class=1), cams, atol=1e-5)
+
+
 @pytest.mark.parametrize(("make", "index"), [(BandDetector, 0), (small_vgg, 1)], ids=["band", "vgg"])
 def test_cam_matches_a_split_network(make: Callable[[], nn.Module], index: int) -> None:
     """Through the hooks, the model's normalisation and a following in-place ReLU, for each target choice."""

@@ -75,10 +75,12 @@ def grad_cam(
             targets = logits.argmax(dim=1) if target_class is None else torch.as_tensor(target_class)
             targets = targets.to(device).expand(len(logits))
             score = logits.gather(1, targets[:, None]).sum()
-            (gradients,) = torch.autograd.grad(score, captured[-1])
+            # the first run of ``layer`` sees the images themselves (flip_tta runs it again on the mirrors;
+            # the averaged logits only halve the gradient, which the per-image normalisation below undoes)
+            (gradients,) = torch.autograd.grad(score, captured[0])
     finally:
         hook.remove()
-    activations = captured[-1].detach()
+    activations = captured[0].detach()
     weights = gradients.mean(dim=(2, 3), keepdim=True)  # one weight per channel: its mean gradient
     cams = F.relu((weights * activations).sum(dim=1, keepdim=True))
     cams = F.interpolate(cams, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
