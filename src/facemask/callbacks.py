@@ -25,11 +25,9 @@ class AugmentationSheet(L.Callback):
         datamodule = trainer.datamodule
         if getattr(datamodule, "augment", None) is None or not trainer.is_global_zero:
             return
-        train = datamodule.sets["train"]
-        # a fixed, class-balanced choice of faces that leaves the training RNG untouched
-        picks = torch.cat([(train.labels == c).nonzero().flatten()[: self.n_images // 2] for c in (1, 0)])
-        with torch.random.fork_rng(devices=[]):
-            sheet = augmentation_sheet(datamodule.augment, train.images[picks].float() / 255, self.n_variants)
+        faces = datamodule.sets["train"].balanced(self.n_images).floats()
+        with torch.random.fork_rng(devices=[]):  # leaves the training RNG untouched
+            sheet = augmentation_sheet(datamodule.augment, faces, self.n_variants)
         folder = Path(trainer.default_root_dir) / "figures"
         folder.mkdir(parents=True, exist_ok=True)
         save_image(sheet, folder / "augmentation.png")

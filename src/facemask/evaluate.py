@@ -77,10 +77,10 @@ def split_figures(probs: torch.Tensor, labels: torch.Tensor, threshold: float) -
 
 def gradcam_sheet(model: MaskClassifier, images: ImageSet, count: int, threshold: float) -> Figure:
     """Grad-CAM over the first ``count`` / 2 faces of each class."""
-    picks = torch.cat([(images.labels == c).nonzero().flatten()[: count // 2] for c in (1, 0)])
-    faces = images.images[picks].float() / 255
+    picked = images.balanced(count)
+    faces = picked.floats()
     cams = grad_cam(model, faces, default_layer(model.net))
-    return gradcam_figure(faces, cams, images.labels[picks], model.predict_proba(faces), threshold)
+    return gradcam_figure(faces, cams, picked.labels, model.predict_proba(faces), threshold)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     with SummaryWriter(output_dir / "tensorboard") as writer:
         for name in ["val", *datamodule.test_set_names]:
             images = datamodule.sets[name]
-            probs = predict_in_batches(model.predict_proba, images.images.float() / 255)
+            probs = predict_in_batches(model.predict_proba, images.floats())
             metrics.update(split_scores(name, probs, images.labels, threshold))
             for kind, figure in split_figures(probs, images.labels, threshold).items():
                 figure.savefig(figures_dir / f"{name}_{kind}.png", dpi=100, bbox_inches="tight")
@@ -114,7 +114,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.robustness:
         test = datamodule.sets["test"]
         robustness_report(
-            model.predict_proba, test.images.float() / 255, test.labels, output_dir / "robustness", threshold
+            model.predict_proba, test.floats(), test.labels, output_dir / "robustness", threshold
         )
     record(output_dir, metrics, ["val", *datamodule.test_set_names])
     return metrics

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 # Lightning 2.6 on torch 2.14 warns about its own pytree use at every fit/validate/test: noise for users.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
-SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
@@ -58,7 +57,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test"):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         metrics.update(
-            evaluate(trainer, model, datamodule, best or (None if cfg.get("train") else cfg.ckpt_path))
+            validate_and_test(
+                trainer, model, datamodule, best or (None if cfg.get("train") else cfg.ckpt_path)
+            )
         )
 
     if trainer.is_global_zero:
@@ -67,7 +68,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def evaluate(
+def validate_and_test(
     trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, ckpt_path: str | None
 ) -> dict[str, float]:
     """Scores of one checkpoint (None: the weights in hand) on the validation split and every test set."""

@@ -84,8 +84,8 @@ class MaskDataModule(LightningDataModule):
     """Decodes each split once into uint8 tensors; augmentation runs batched in ``on_after_batch_transfer``.
 
     The validation split is ``val_fraction`` of each class, or with ``folds`` set, fold ``fold`` of a
-    stratified k-fold (cross-validation). Test is the ``test`` set; ``extra_test_sets`` (name -> ImageFolder root) are tested beside it under their
-    own metric prefix. An extra set whose folder does not exist is skipped with a warning, so that the
+    stratified k-fold (cross-validation). Test is the ``test`` set; ``extra_test_sets`` (name -> ImageFolder
+    root) are tested beside it under their own metric prefix. An extra set whose folder does not exist is skipped with a warning, so that the
     default config works where ../shared is absent.
     """
 

@@ -48,6 +48,15 @@ class ImageSet:
     def subset(self, indices: torch.Tensor) -> ImageSet:
         return ImageSet(self.images[indices], self.labels[indices], [self.paths[i] for i in indices.tolist()])
 
+    def balanced(self, count: int) -> ImageSet:
+        """The first ``count // 2`` images of each class, WithMask first: a fixed sheet of examples."""
+        per_class = [(self.labels == c).nonzero().flatten()[: count // 2] for c in (POSITIVE_CLASS, 0)]
+        return self.subset(torch.cat(per_class))
+
+    def floats(self) -> torch.Tensor:
+        """The images as floats in [0, 1], the model's input."""
+        return self.images.float() / 255
+
 
 def class_folders(root: Path) -> dict[int, Path]:
     """Map class index -> folder under ``root``; unknown, missing and duplicate classes are errors."""
