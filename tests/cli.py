@@ -28,3 +28,19 @@ def last_error_line(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stdout + result.stderr
     return result.stderr.strip().splitlines()[-1]
+
+
+#: Runs facemask's CLI with ``import torch`` failing: the ONNX path must not need PyTorch.
+WITHOUT_TORCH = (
+    "import sys; sys.modules['torch'] = None; from facemask.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def run_facemask(
+    *args: str, without_torch: bool = False, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``facemask ARGS`` as a user runs it; output captured."""
+    entry = ["-c", WITHOUT_TORCH] if without_torch else ["-m", "facemask.cli"]
+    return subprocess.run(
+        [sys.executable, *entry, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )

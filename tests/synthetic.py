@@ -1,11 +1,25 @@
-"""Tiny generated face images: unit tests never need the real dataset."""
+"""Tiny generated face images and models: unit tests never need the real dataset."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 from PIL import Image
+
+from facemask.data.datamodule import MaskDataModule
+from facemask.module import MaskClassifier
+
+#: A linear classifier on the 784 pixels: learns the toy faces below in a few epochs.
+TINY_NET = {
+    "_target_": "torch.nn.Sequential",
+    "_args_": [
+        {"_target_": "torch.nn.Flatten"},
+        {"_target_": "torch.nn.Linear", "in_features": 784, "out_features": 2},
+    ],
+}
+ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.01}
 
 
 def face(with_mask: bool, rng: np.random.Generator, size: int = 28) -> np.ndarray:
@@ -28,3 +42,26 @@ def make_image_folder(
                 root / name / f"{i}.png"
             )
     return root
+
+
+def fit(model: MaskClassifier, datamodule: MaskDataModule, root: Path, **trainer_args) -> L.Trainer:
+    trainer = L.Trainer(
+        default_root_dir=root,
+        max_epochs=3,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        **trainer_args,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return trainer
+
+
+def tiny_checkpoint(root: Path) -> Path:
+    """A TINY_NET checkpoint trained on generated faces (``root/data``), with flip TTA: ``root/tiny.ckpt``."""
+    data = make_image_folder(root / "data" / "Train", per_class=20).parent
+    make_image_folder(data / "Test", per_class=6, seed=1)
+    datamodule = MaskDataModule(str(data), val_fraction=0.25, batch_size=8, extra_test_sets={})
+    trainer = fit(MaskClassifier(TINY_NET, ADAM, flip_tta=True), datamodule, root, enable_checkpointing=False)
+    trainer.save_checkpoint(root / "tiny.ckpt")
+    return root / "tiny.ckpt"

@@ -27,27 +27,16 @@ from torchmetrics.functional.classification import (
 )
 
 from facemask.data.folder import CLASSES, ImageSet
-from facemask.errors import FacemaskError, exit_on_user_error
+from facemask.errors import exit_on_user_error
 from facemask.evaluation.calibration import expected_calibration_error, operating_point
 from facemask.evaluation.figures import confusion_matrix_figure, pr_figure, reliability_figure, roc_figure
 from facemask.evaluation.gradcam import default_layer, grad_cam, gradcam_figure
 from facemask.evaluation.robustness import predict_in_batches, robustness_report
 from facemask.evaluation.tables import markdown_table
-from facemask.module import MaskClassifier
+from facemask.module import MaskClassifier, load_checkpoint
 from facemask.train import CONFIG_DIR, check_writable
 
 log = logging.getLogger(__name__)
-
-
-def load_checkpoint(path: str | Path) -> MaskClassifier:
-    """The model of a train.py checkpoint, in eval mode; one clear error for a missing or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FacemaskError(f"{path}: checkpoint not found")
-    try:
-        return MaskClassifier.load_from_checkpoint(path, map_location="cpu").eval()
-    except Exception as err:  # torch and Lightning raise many kinds for a file that is not ours
-        raise FacemaskError(f"{path}: not a facemask checkpoint ({type(err).__name__}: {err})") from err
 
 
 def split_scores(name: str, probs: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict[str, float]:

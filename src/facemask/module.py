@@ -25,6 +25,7 @@ from torchmetrics.classification import (
 )
 
 from facemask.data.folder import CLASSES
+from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import threshold_for
 from facemask.evaluation.figures import confusion_matrix_figure, roc_figure
 
@@ -230,3 +231,14 @@ class MaskClassifier(LightningModule):
             return {"optimizer": optimizer}
         scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def load_checkpoint(path: str | Path) -> MaskClassifier:
+    """The model of a train.py checkpoint, in eval mode; one clear error for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacemaskError(f"{path}: checkpoint not found")
+    try:
+        return MaskClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
+    except Exception as err:  # torch and Lightning raise many kinds for a file that is not ours
+        raise FacemaskError(f"{path}: not a facemask checkpoint ({type(err).__name__}: {err})") from err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -12,29 +11,7 @@ from torch import nn
 from facemask.data.datamodule import MaskDataModule
 from facemask.evaluation.calibration import operating_point
 from facemask.module import MaskClassifier
-from tests.synthetic import make_image_folder
-
-TINY_NET = {
-    "_target_": "torch.nn.Sequential",
-    "_args_": [
-        {"_target_": "torch.nn.Flatten"},
-        {"_target_": "torch.nn.Linear", "in_features": 784, "out_features": 2},
-    ],
-}
-ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.01}
-
-
-def fit(model: MaskClassifier, datamodule: MaskDataModule, root: Path, **trainer_args) -> L.Trainer:
-    trainer = L.Trainer(
-        default_root_dir=root,
-        max_epochs=3,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-        **trainer_args,
-    )
-    trainer.fit(model, datamodule=datamodule)
-    return trainer
+from tests.synthetic import ADAM, TINY_NET, fit, make_image_folder
 
 
 def test_forward_normalises_inputs() -> None:

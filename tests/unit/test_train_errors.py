@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from facemask.errors import FacemaskError
-from facemask.evaluate import load_checkpoint
+from facemask.module import load_checkpoint
 from tests.cli import last_error_line, run_train
 
 

@@ -7,6 +7,7 @@ the classifier in the same form everywhere.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +31,16 @@ def to_gray28(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def load_image(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Read ``path`` into the classifier's input format, or raise ImageError saying what is wrong."""
+def open_image(path: str | Path, data: bytes | None = None) -> Image.Image:
+    """The decoded image in ``path`` (or in ``data``, named ``path``: an upload), upright (EXIF
+    applied), or ImageError saying what is wrong."""
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
+        if (len(data) if data is not None else path.stat().st_size) == 0:
             raise ImageError(f"{path}: empty file (0 bytes)")
-        with Image.open(path) as image:
+        with Image.open(path if data is None else io.BytesIO(data)) as image:
             image.load()
-            return to_gray28(image, size)
+            return ImageOps.exif_transpose(image)
     except ImageError:
         raise
     except Image.DecompressionBombError as err:
@@ -49,3 +51,14 @@ def load_image(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
         raise ImageError(f"{path}: no such file") from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path}: corrupt or truncated image ({err})") from err
+
+
+def load_image(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Read ``path`` into the classifier's input format, or raise ImageError saying what is wrong."""
+    return to_gray28(open_image(path), size)
+
+
+def load_frame(path: str | Path, data: bytes | None = None) -> np.ndarray:
+    """Read ``path`` (or ``data``) as a BGR uint8 frame (H, W, 3): the face detector's input, like a camera frame."""
+    rgb = np.asarray(open_image(path, data).convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
