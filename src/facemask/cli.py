@@ -142,6 +142,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0 if parity.same_labels else 1
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from facemask.data.prepare import prepare
+
+    split = {} if args.test_fraction is None else {"test_fraction": args.test_fraction}
+    report = prepare(args.src, args.dst, seed=args.seed, progress=sys.stderr.isatty(), **split)
+    print(f"wrote {args.dst}")
+    print("\n".join(report.lines()))
+    return 1 if report.unreadable else 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from facemask.data.download import SOURCE_URL, download
+
+    report = download(args.dst, args.url or SOURCE_URL, progress=sys.stderr.isatty())
+    print(f"wrote {args.dst}")
+    print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from facemask.bench import run_bench
 
@@ -192,6 +211,36 @@ def parser() -> argparse.ArgumentParser:
         "--data", default=None, help="dataset root for the parity check (default: as train.py finds it)"
     )
     p.set_defaults(run=cmd_export)
+
+    data = commands.add_parser("data", help="get the dataset: prepare photos, or download the public source")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    p = data_commands.add_parser(
+        "prepare", help="face photos with mask / no-mask class folders -> 28x28 Train/Test"
+    )
+    p.add_argument(
+        "src",
+        help="folder with with_mask/without_mask (or WithMask/WithoutMask) folders, or train/ and test/ holding them",
+    )
+    p.add_argument("dst", help="new dataset folder (must not exist or be empty)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="Test share where SRC has no splits (default: 0.13, the case study's 194 of 1509)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of that split (default %(default)s)")
+    p.set_defaults(run=cmd_prepare)
+    p = data_commands.add_parser("download", help="fetch the case study's public photos and prepare them")
+    p.add_argument(
+        "dst",
+        nargs="?",
+        default="data/mask28",
+        help="dataset folder (default %(default)s, where train.py looks)",
+    )
+    p.add_argument(
+        "--url", default=None, help="archive URL (default: the prajnasb/observations repository on GitHub)"
+    )
+    p.set_defaults(run=cmd_download)
 
     p = commands.add_parser("bench", help="latency, throughput, FPS and memory figures to size a PC")
     p.add_argument("model", nargs="?", help="checkpoint (default: a freshly initialised default model)")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
@@ -13,7 +15,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torchmetrics import CatMetric, MetricCollection
+from torchmetrics import CatMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import (
     BinaryAccuracy,
     BinaryAUROC,
@@ -28,6 +30,10 @@ from facemask.data.folder import CLASSES
 from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import threshold_for
 from facemask.evaluation.figures import confusion_matrix_figure, roc_figure
+
+
+class LossNotFinite(FacemaskError, FloatingPointError):
+    """A NaN or infinite loss: the run stops at that step instead of writing garbage checkpoints."""
 
 
 def scalar_metrics() -> MetricCollection:
@@ -93,11 +99,14 @@ class MaskClassifier(LightningModule):
         # ``operating_point`` (e.g. precision >= 0.99): persistent, so each checkpoint carries its own.
         self.register_buffer("threshold", torch.tensor(0.5))
         self.val_scores, self.val_targets = CatMetric(), CatMetric()
-        self.train_metrics = scalar_metrics()
-        self.val_metrics = scalar_metrics()
+        # Every score, the loss included, is a torchmetrics state: gathered across processes under DDP
+        # in this module's epoch-end hooks, in the same order on every process.
+        self.train_metrics, self.train_loss = scalar_metrics(), MeanMetric()
+        self.val_metrics, self.val_loss = scalar_metrics(), MeanMetric()
         self.val_curves = curve_metrics()
         self.test_set_names = ["test"]
         self.test_metrics = nn.ModuleDict({"test": scalar_metrics()})
+        self.test_losses = nn.ModuleDict({"test": MeanMetric()})
         self.test_curves = nn.ModuleDict({"test": curve_metrics()})
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -122,6 +131,7 @@ class MaskClassifier(LightningModule):
         if stage == "test" and names and names != self.test_set_names:
             self.test_set_names = list(names)
             self.test_metrics = nn.ModuleDict({name: scalar_metrics() for name in names}).to(self.device)
+            self.test_losses = nn.ModuleDict({name: MeanMetric() for name in names}).to(self.device)
             self.test_curves = nn.ModuleDict({name: curve_metrics() for name in names}).to(self.device)
 
     def _step(
@@ -129,39 +139,35 @@ class MaskClassifier(LightningModule):
         batch: list[torch.Tensor],
         prefix: str,
         metrics: MetricCollection,
+        loss_mean: MeanMetric,
         curves: MetricCollection | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{prefix}/loss is {loss.item()} at global step {self.global_step}")
+            raise LossNotFinite(
+                f"{prefix}/loss is {loss.item()} at global step {self.global_step}: training diverged "
+                "(try a lower model.optimizer.lr); the checkpoints written before this step are intact"
+            )
         probs = logits.detach().softmax(dim=-1)[:, 1]
         metrics.update(probs, labels)
+        loss_mean.update(loss.detach(), weight=len(labels))
         if curves is not None:
             curves.update(probs, labels)
-        self.log(
-            f"{prefix}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=prefix != "test",
-            batch_size=len(labels),
-            add_dataloader_idx=False,
-        )
         return loss, probs
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_metrics)[0]
+        return self._step(batch, "train", self.train_metrics, self.train_loss)[0]
 
     def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        probs = self._step(batch, "val", self.val_metrics, self.val_curves)[1]
+        probs = self._step(batch, "val", self.val_metrics, self.val_loss, self.val_curves)[1]
         self.val_scores.update(probs)
         self.val_targets.update(batch[1])
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
-        self._step(batch, name, self.test_metrics[name], self.test_curves[name])
+        self._step(batch, name, self.test_metrics[name], self.test_losses[name], self.test_curves[name])
 
     def on_test_epoch_start(self) -> None:
         """Test sets are scored at the checkpoint's operating threshold, as predictions are made."""
@@ -171,10 +177,10 @@ class MaskClassifier(LightningModule):
                     member.threshold = float(self.threshold)
 
     def on_train_epoch_end(self) -> None:
-        self._log_scores("train", self.train_metrics)
+        self._log_scores("train", self.train_metrics, self.train_loss)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_scores("val", self.val_metrics)
+        self._log_scores("val", self.val_metrics, self.val_loss)
         self._log_figures("val", self.val_curves)
         self._update_threshold()
 
@@ -194,12 +200,16 @@ class MaskClassifier(LightningModule):
 
     def on_test_epoch_end(self) -> None:
         for name in self.test_set_names:
-            self._log_scores(name, self.test_metrics[name])
+            self._log_scores(name, self.test_metrics[name], self.test_losses[name])
             self._log_figures(name, self.test_curves[name])
 
-    def _log_scores(self, prefix: str, metrics: MetricCollection) -> None:
+    def _log_scores(self, prefix: str, metrics: MetricCollection, loss_mean: MeanMetric) -> None:
+        """Epoch scores, already gathered across processes (so no ``sync_dist``)."""
         scores = metrics.compute()
+        loss = loss_mean.compute()
         metrics.reset()
+        loss_mean.reset()
+        self.log(f"{prefix}/loss", loss, prog_bar=prefix != "test", add_dataloader_idx=False)
         self.log_dict(
             {f"{prefix}/{key}": value for key, value in scores.items()},
             prog_bar=prefix == "val",
@@ -224,6 +234,26 @@ class MaskClassifier(LightningModule):
                 folder.mkdir(parents=True, exist_ok=True)
                 figure.savefig(folder / f"{prefix}_{kind}.png", dpi=100, bbox_inches="tight")
             self.logger.experiment.add_figure(f"{prefix}/{kind}", figure, self.global_step, close=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Random states too: a run resumed from last.ckpt draws the same shuffles and augmentations as an
+        uninterrupted one, so it ends with the same metrics. Stored as tensors and plain tuples, which load
+        with ``weights_only=True``."""
+        kind, keys, position, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None or self._trainer is None:  # an old checkpoint, or loaded for inference only
+            return
+        torch.set_rng_state(states["torch"])
+        kind, keys, position, has_gauss, gauss = states["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+        random.setstate(states["python"])
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())

@@ -29,6 +29,9 @@ from facemask.models.profile import count_macs, count_parameters
 log = logging.getLogger(__name__)
 # Lightning 2.6 on torch 2.14 warns about its own pytree use at every fit/validate/test: noise for users.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Under DDP Lightning suggests sync_dist for epoch-level logs; MaskClassifier logs torchmetrics results that
+# are already gathered across processes (a second reduction would only cost time).
+warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
 SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -72,7 +75,8 @@ def validate_and_test(
     trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, ckpt_path: str | None
 ) -> dict[str, float]:
     """Scores of one checkpoint (None: the weights in hand) on the validation split and every test set."""
-    log.info("evaluating %s", ckpt_path or "the final weights")
+    if trainer.is_global_zero:
+        log.info("evaluating %s", ckpt_path or "the final weights")
     metrics = {}
     for run in (trainer.validate, trainer.test):
         for scores in run(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
@@ -83,7 +87,8 @@ def validate_and_test(
             for name in SCORE_ORDER
             if f"{prefix}/{name}" in metrics
         ]
-        log.info("%-10s %s", prefix, "  ".join(scores))
+        if trainer.is_global_zero:  # under DDP every process holds the same gathered scores
+            log.info("%-10s %s", prefix, "  ".join(scores))
     return metrics
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from facemask.data.datamodule import MaskDataModule
 from facemask.evaluation.calibration import operating_point
-from facemask.module import MaskClassifier
+from facemask.module import LossNotFinite, MaskClassifier
 from tests.synthetic import ADAM, TINY_NET, fit, make_image_folder
 
 
@@ -52,7 +52,7 @@ def test_a_nan_loss_stops_training_naming_the_step(tiny_dataset: Path, tmp_path:
             return out * float("nan") if self.calls > 2 else out
 
     datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, extra_test_sets=None)
-    with pytest.raises(FloatingPointError, match=r"train/loss is nan at global step 2"):
+    with pytest.raises(LossNotFinite, match=r"train/loss is nan at global step 2: training diverged"):
         fit(MaskClassifier(NaNAfterTwo(), ADAM), datamodule, tmp_path, num_sanity_val_steps=0)
 
 

@@ -44,3 +44,16 @@ def test_a_bad_checkpoint_is_named(tmp_path: Path, content: bytes | None, proble
     with pytest.raises(FacemaskError, match=problem) as err:
         load_checkpoint(path)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epoch=3", "Could not override 'trainer.max_epoch'"),
+        ("model=resnet", "Could not find 'model/resnet'"),
+    ],
+)
+def test_unknown_overrides_get_hydras_message(override: str, message: str) -> None:
+    result = run_train(override)
+    assert result.returncode == 1 and message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,15 +7,18 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import lightning as L
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from facemask.data.folder import DatasetError, ImageSet, load_image_folder
 from facemask.errors import FacemaskError
 
 log = logging.getLogger(__name__)
+info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
 
 #: Where the dataset is looked for when neither ``data.root`` nor FACEMASK_DATA says (relative to cwd).
 DEFAULT_ROOTS = (Path("data/mask28"), Path("../shared/data/mask28"))
@@ -80,6 +83,19 @@ def _train_val(is_val: torch.Tensor, generator: torch.Generator) -> tuple[torch.
     return train_idx[torch.randperm(len(train_idx), generator=generator)], is_val.nonzero().flatten()
 
 
+class EvalShard(DistributedSampler):
+    """Under DDP, each validation/test image on exactly one process: Lightning's default sampler pads
+    the shards to equal length by repeating images, which would count them twice in the metrics."""
+
+    def __init__(self, dataset: TensorDataset, trainer: L.Trainer) -> None:
+        super().__init__(dataset, trainer.world_size, trainer.global_rank, shuffle=False)
+        self.indices = list(range(trainer.global_rank, len(dataset), trainer.world_size))
+        self.num_samples = len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+
 class MaskDataModule(LightningDataModule):
     """Decodes each split once into uint8 tensors; augmentation runs batched in ``on_after_batch_transfer``.
 
@@ -121,7 +137,7 @@ class MaskDataModule(LightningDataModule):
         if self.sets:
             return
         root = resolve_root(self.hparams.root)
-        log.info("dataset: %s", root)
+        info_once("dataset: %s", root)
         skip = self.hparams.skip_bad_files
         full_train = load_image_folder(find_split(root, "Train"), skip)
         if self.hparams.folds:
@@ -141,14 +157,17 @@ class MaskDataModule(LightningDataModule):
                 self.sets[name] = load_image_folder(path, skip)
             else:
                 log.warning("extra test set %r skipped: folder %s not found", name, path)
-        log.info("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
+        info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         images = self.sets[name]
+        dataset = TensorDataset(images.images, images.labels)
+        distributed = self.trainer is not None and self.trainer.world_size > 1
         return DataLoader(
-            TensorDataset(images.images, images.labels),
+            dataset,
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
+            sampler=EvalShard(dataset, self.trainer) if distributed and not shuffle else None,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
         )
