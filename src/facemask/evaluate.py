@@ -31,6 +31,8 @@ from facemask.errors import exit_on_user_error
 from facemask.evaluation.calibration import expected_calibration_error, operating_point
 from facemask.evaluation.figures import confusion_matrix_figure, pr_figure, reliability_figure, roc_figure
 from facemask.evaluation.gradcam import default_layer, grad_cam, gradcam_figure
+from facemask.evaluation.groups import group_accuracy
+from facemask.evaluation.hard_negatives import hard_negative_report
 from facemask.evaluation.robustness import predict_in_batches, robustness_report
 from facemask.evaluation.tables import markdown_table
 from facemask.module import MaskClassifier, load_checkpoint
@@ -91,6 +93,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             images = datamodule.sets[name]
             probs = predict_in_batches(model.predict_proba, images.floats())
             metrics.update(split_scores(name, probs, images.labels, threshold))
+            if name in datamodule.roots:
+                metrics.update(group_accuracy(name, images, datamodule.roots[name], probs, threshold))
             for kind, figure in split_figures(probs, images.labels, threshold).items():
                 figure.savefig(figures_dir / f"{name}_{kind}.png", dpi=100, bbox_inches="tight")
                 writer.add_figure(f"{name}/{kind}", figure, close=True)
@@ -105,6 +109,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         robustness_report(
             model.predict_proba, test.floats(), test.labels, output_dir / "robustness", threshold
         )
+        for row in hard_negative_report(
+            model.predict_proba, test.floats(), test.labels, output_dir / "robustness", threshold
+        ):
+            if row["severity"] == 3:
+                metrics[f"test/false_mask_rate/{row['occluder']}"] = row["false_mask_rate"]
     record(output_dir, metrics, ["val", *datamodule.test_set_names])
     return metrics
 

@@ -23,6 +23,8 @@ from torch.utils.tensorboard.summary import hparams
 
 from facemask.errors import FacemaskError, exit_on_user_error
 from facemask.evaluation.figures import curves_figure
+from facemask.evaluation.groups import group_accuracy
+from facemask.evaluation.robustness import predict_in_batches
 from facemask.evaluation.tensorboard import read_scalars
 from facemask.models.profile import count_macs, count_parameters
 
@@ -81,15 +83,27 @@ def validate_and_test(
     for run in (trainer.validate, trainer.test):
         for scores in run(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
             metrics.update({key: float(value) for key, value in scores.items()})
+    metrics.update(per_group_scores(model, datamodule))
     for prefix in dict.fromkeys(key.split("/")[0] for key in metrics):
         scores = [
             f"{name} {metrics[f'{prefix}/{name}']:.4f}"
             for name in SCORE_ORDER
             if f"{prefix}/{name}" in metrics
         ]
-        if trainer.is_global_zero:  # under DDP every process holds the same gathered scores
+        if trainer.is_global_zero and scores:  # under DDP every process holds the same gathered scores
             log.info("%-10s %s", prefix, "  ".join(scores))
     return metrics
+
+
+def per_group_scores(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
+    """Accuracy per mask type for the test sets with a labels.csv (realworld), at the model's threshold."""
+    model.eval()
+    scores = {}
+    for name in datamodule.test_set_names:
+        images = datamodule.sets[name]
+        probs = predict_in_batches(lambda x: model.predict_proba(x.to(model.device)), images.floats())
+        scores.update(group_accuracy(name, images, datamodule.roots[name], probs, float(model.threshold)))
+    return scores
 
 
 def check_writable(output_dir: Path) -> None:

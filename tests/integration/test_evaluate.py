@@ -35,6 +35,9 @@ def test_evaluate_a_checkpoint(train_cfg, tmp_path: Path) -> None:
         for key in ("acc", "precision", "recall", "f1", "fpr", "auroc", "ece", "acc@0.5"):
             assert 0 <= metrics[f"{split}/{key}"] <= 1, f"{split}/{key}"
     assert metrics["test/auroc"] > 0.85 and metrics["test/acc@0.5"] > 0.75
+    mask_types = {key.split("/")[2] for key in metrics if key.startswith("realworld/acc/")}
+    assert {"cloth_black", "surgical_blue", "no-mask"} <= mask_types, "accuracy per mask type from labels.csv"
+    assert sum(metrics[f"realworld/n/{kind}"] for kind in mask_types) == 269
     assert metrics["val/precision"] >= min(0.98, metrics["val/precision@0.5"]) - 1e-6
 
     with open(out / "robustness" / "robustness.csv") as file:
@@ -43,6 +46,11 @@ def test_evaluate_a_checkpoint(train_cfg, tmp_path: Path) -> None:
     assert float(rows[0]["acc"]) == pytest.approx(metrics["test/acc"]), "clean = Test at the same threshold"
     worst = min(float(row["acc"]) for row in rows if row["corruption"] == "occlude_mouth")
     assert worst < float(rows[0]["acc"]), "hiding the mask region must cost accuracy"
+
+    for occluder in ("hand", "scarf", "beard"):
+        assert 0 <= metrics[f"test/false_mask_rate/{occluder}"] <= 1
+    hard = list(csv.DictReader((out / "robustness" / "hard_negatives.csv").read_text().splitlines()))
+    assert len(hard) == 16 and float(hard[0]["false_mask_rate"]) == pytest.approx(metrics["test/fpr"])
 
     figures = {p.name for p in (out / "figures").iterdir()}
     assert {"gradcam.png", "test_pr.png", "test_reliability.png", "realworld_roc.png"} <= figures

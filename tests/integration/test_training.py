@@ -37,6 +37,14 @@ def test_every_model_trains_and_tests_end_to_end(model: str, train_cfg) -> None:
     for prefix in ("val", "test", "realworld"):
         assert all(0 <= saved[f"{prefix}/{score}"] <= 1 for score in SCORES)
     assert saved["model/params"] > 10_000 and saved["model/macs"] > 1_000_000
+    masked = {
+        key.split("/")[2] for key in saved if key.startswith("realworld/n/") and not key.endswith("/no-mask")
+    }
+    hits = sum(saved[f"realworld/acc/{kind}"] * saved[f"realworld/n/{kind}"] for kind in masked)
+    total = sum(saved[f"realworld/n/{kind}"] for kind in masked)
+    assert total == 171 and hits / total == pytest.approx(saved["realworld/recall"]), (
+        "mask types add up to recall"
+    )
 
     figures = {p.name for p in (run / "figures").iterdir()}
     expected = {

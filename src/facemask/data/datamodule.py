@@ -127,6 +127,7 @@ class MaskDataModule(LightningDataModule):
         self.save_hyperparameters(logger=False, ignore=["augment"])
         self.augment = augment
         self.sets: dict[str, ImageSet] = {}
+        self.roots: dict[str, Path] = {}  # the folder of each test set (for its labels.csv, if any)
 
     @property
     def test_set_names(self) -> list[str]:
@@ -147,13 +148,15 @@ class MaskDataModule(LightningDataModule):
         else:
             split = stratified_split(full_train.labels, self.hparams.val_fraction, self.hparams.split_seed)
         train_idx, val_idx = split
+        self.roots["test"] = find_split(root, "Test")
         self.sets = {
             "train": full_train.subset(train_idx),
             "val": full_train.subset(val_idx),
-            "test": load_image_folder(find_split(root, "Test"), skip),
+            "test": load_image_folder(self.roots["test"], skip),
         }
         for name, path in (self.hparams.extra_test_sets or {}).items():
             if path is not None and Path(path).is_dir():
+                self.roots[name] = Path(path)
                 self.sets[name] = load_image_folder(path, skip)
             else:
                 log.warning("extra test set %r skipped: folder %s not found", name, path)

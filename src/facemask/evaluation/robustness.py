@@ -268,8 +268,8 @@ def robustness_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "robustness.csv", rows)
     (out_dir / "robustness.md").write_text(robustness_markdown(rows))
-    _save(robustness_figure(rows), out_dir / "robustness.png")
-    _save(
+    save_figure(robustness_figure(rows), out_dir / "robustness.png")
+    save_figure(
         examples_figure(sheets, [CLASSES[int(labels[i])] for i in examples]),
         out_dir / "robustness_examples.png",
     )
@@ -380,6 +380,6 @@ def examples_figure(sheets: dict[str, Tensor], titles: Sequence[str], pad: int =
     return figure
 
 
-def _save(figure: Figure, path: Path) -> None:
+def save_figure(figure: Figure, path: Path) -> None:
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
