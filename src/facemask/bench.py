@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -191,9 +192,9 @@ def run_bench(args: argparse.Namespace) -> dict:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        video = make_video(photos, folder / "bench.mp4", 60 if args.quick else 300)  # first: fails fast
         checkpoint = Path(args.model) if args.model else default_checkpoint(folder)
         paths = {"torch": checkpoint, "onnx": export_onnx(checkpoint, folder / "model.onnx")}
-        video = make_video(photos, folder / "bench.mp4", 60 if args.quick else 300)
         frame = next(open_source(str(video)).frames)[1]
         detector = CenterFace(args.detector_width, args.min_score)
         with console.status("face detector"):
@@ -212,8 +213,6 @@ def run_bench(args: argparse.Namespace) -> dict:
 
 
 def _cpu_count() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -129,14 +129,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from facemask.data.datamodule import resolve_root
+    from facemask.data.datamodule import find_split, resolve_root
     from facemask.data.folder import load_image_folder
     from facemask.inference.export import check_parity, export_onnx
 
+    test = find_split(resolve_root(args.data), "Test")  # first: no ONNX file written without its check
     output = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
     export_onnx(args.checkpoint, output)
     print(f"wrote {output}")
-    test = resolve_root(args.data) / "Test"
     parity = check_parity(args.checkpoint, output, load_image_folder(test).images[:, 0].numpy())
     print(f"{parity} ({test})")
     return 0 if parity.same_labels else 1
