@@ -6,15 +6,18 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from facemask.data.folder import DatasetError, ImageSet, load_image_folder
+from facemask.data.folder import POSITIVE_CLASS, DatasetError, ImageSet, load_image_folder
+from facemask.data.synthesize import synthesize
 from facemask.errors import FacemaskError
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,7 @@ class MaskDataModule(LightningDataModule):
         extra_test_sets: Mapping[str, str | None] | None = None,
         folds: int | None = None,
         fold: int = 0,
+        synthetic: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
@@ -124,6 +128,7 @@ class MaskDataModule(LightningDataModule):
                 f"data.augment={augment!r} is not a transform: pick a preset with data/augment=NAME"
             )
         extra_test_sets = dict(extra_test_sets or {})  # plain types: checkpoints load with weights_only
+        synthetic = OmegaConf.to_container(synthetic) if isinstance(synthetic, DictConfig) else synthetic
         self.save_hyperparameters(logger=False, ignore=["augment"])
         self.augment = augment
         self.sets: dict[str, ImageSet] = {}
@@ -150,7 +155,7 @@ class MaskDataModule(LightningDataModule):
         train_idx, val_idx = split
         self.roots["test"] = find_split(root, "Test")
         self.sets = {
-            "train": full_train.subset(train_idx),
+            "train": self._with_synthetic(full_train.subset(train_idx)),
             "val": full_train.subset(val_idx),
             "test": load_image_folder(self.roots["test"], skip),
         }
@@ -161,6 +166,22 @@ class MaskDataModule(LightningDataModule):
             else:
                 log.warning("extra test set %r skipped: folder %s not found", name, path)
         info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
+
+    def _with_synthetic(self, train: ImageSet) -> ImageSet:
+        """The training part plus masks drawn on its own unmasked faces' full-size photos (``synthetic``)."""
+        options = self.hparams.synthetic
+        if not options:
+            return train
+        unmasked = {
+            path.stem for path, label in zip(train.paths, train.labels.tolist(), strict=True) if label == 0
+        }
+        images = torch.from_numpy(synthesize(stems=unmasked, **options)).unsqueeze(1)
+        info_once("synthetic masked faces: %d", len(images))
+        return ImageSet(
+            torch.cat([train.images, images]),
+            torch.cat([train.labels, torch.full((len(images),), POSITIVE_CLASS)]),
+            train.paths + [Path(options["photos"]) / "synthetic" / f"{i}.png" for i in range(len(images))],
+        )
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         images = self.sets[name]
