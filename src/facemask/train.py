@@ -23,7 +23,7 @@ from torch.utils.tensorboard.summary import hparams
 
 from facemask.errors import FacemaskError, exit_on_user_error
 from facemask.evaluation.figures import curves_figure
-from facemask.evaluation.groups import group_accuracy
+from facemask.evaluation.groups import find_labels, group_accuracy
 from facemask.evaluation.robustness import predict_in_batches
 from facemask.evaluation.tensorboard import read_scalars
 from facemask.models.profile import count_macs, count_parameters
@@ -100,6 +100,8 @@ def per_group_scores(model: L.LightningModule, datamodule: L.LightningDataModule
     model.eval()
     scores = {}
     for name in datamodule.test_set_names:
+        if find_labels(datamodule.roots[name]) is None:  # no groups: nothing to predict again
+            continue
         images = datamodule.sets[name]
         probs = predict_in_batches(lambda x: model.predict_proba(x.to(model.device)), images.floats())
         scores.update(group_accuracy(name, images, datamodule.roots[name], probs, float(model.threshold)))

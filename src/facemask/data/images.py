@@ -26,9 +26,8 @@ class ImageError(FacemaskError):
 def to_gray28(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
     """Upright, grayscale, ``size`` x ``size`` uint8 array: the classifier's input format."""
     image = ImageOps.exif_transpose(image)
-    if image.mode.startswith(
-        "I"
-    ):  # 16/32-bit integer pixels (0-65535): Pillow's convert("L") would clip them
+    # 16/32-bit integer pixels (0-65535): Pillow's convert("L") would clip them to white
+    if image.mode.startswith("I"):
         image = Image.fromarray((np.asarray(image, dtype=np.int64) >> 8).clip(0, 255).astype(np.uint8))
     image = image.convert("L")
     if image.size != (size, size):
