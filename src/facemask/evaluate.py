@@ -94,7 +94,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             probs = predict_in_batches(model.predict_proba, images.floats())
             metrics.update(split_scores(name, probs, images.labels, threshold))
             if name in datamodule.roots:
-                metrics.update(group_accuracy(name, images, datamodule.roots[name], probs, threshold))
+                pools = datamodule.hparams.test_groups
+                metrics.update(group_accuracy(name, images, datamodule.roots[name], probs, threshold, pools))
             for kind, figure in split_figures(probs, images.labels, threshold).items():
                 figure.savefig(figures_dir / f"{name}_{kind}.png", dpi=100, bbox_inches="tight")
                 writer.add_figure(f"{name}/{kind}", figure, close=True)

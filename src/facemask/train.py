@@ -104,7 +104,10 @@ def per_group_scores(model: L.LightningModule, datamodule: L.LightningDataModule
             continue
         images = datamodule.sets[name]
         probs = predict_in_batches(lambda x: model.predict_proba(x.to(model.device)), images.floats())
-        scores.update(group_accuracy(name, images, datamodule.roots[name], probs, float(model.threshold)))
+        pools = datamodule.hparams.test_groups
+        scores.update(
+            group_accuracy(name, images, datamodule.roots[name], probs, float(model.threshold), pools)
+        )
     return scores
 
 

@@ -34,16 +34,20 @@ def test_every_model_trains_and_tests_end_to_end(model: str, train_cfg) -> None:
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == pytest.approx(metrics)
     assert saved["test/acc"] > 0.8, "chance is 0.5"
-    for prefix in ("val", "test", "realworld"):
+    for prefix in ("val", "test", "realworld", "realworld_detected"):
         assert all(0 <= saved[f"{prefix}/{score}"] <= 1 for score in SCORES)
     assert saved["model/params"] > 10_000 and saved["model/macs"] > 1_000_000
-    masked = {
-        key.split("/")[2] for key in saved if key.startswith("realworld/n/") and not key.endswith("/no-mask")
-    }
+    pools = set(cfg.data.test_groups)  # dark, light, patterned: pooled mask types
+    masked = {key.split("/")[2] for key in saved if key.startswith("realworld/n/")} - pools - {"no-mask"}
     hits = sum(saved[f"realworld/acc/{kind}"] * saved[f"realworld/n/{kind}"] for kind in masked)
     total = sum(saved[f"realworld/n/{kind}"] for kind in masked)
     assert total == 171 and hits / total == pytest.approx(saved["realworld/recall"]), (
         "mask types add up to recall"
+    )
+    dark = ("cloth_black", "surgical_black")
+    assert saved["realworld/acc/dark"] == pytest.approx(
+        sum(saved[f"realworld/acc/{kind}"] * saved[f"realworld/n/{kind}"] for kind in dark)
+        / sum(saved[f"realworld/n/{kind}"] for kind in dark)
     )
 
     figures = {p.name for p in (run / "figures").iterdir()}

@@ -36,6 +36,10 @@ def test_accuracy_per_mask_type_from_labels_csv(tmp_path: Path) -> None:
         "realworld/acc/surgical_white": 1.0,
         "realworld/n/surgical_white": 1.0,
     }
+    pools = {"masks": ["cloth_black", "surgical_white"], "absent": ["n95"]}
+    pooled = group_accuracy("realworld", images, root, probs, threshold=0.5, pools=pools)
+    assert pooled["realworld/acc/masks"] == 2 / 3 and pooled["realworld/n/masks"] == 3.0
+    assert "realworld/acc/absent" not in pooled, "a pool without members in the set is left out"
 
 
 def test_no_labels_csv_no_groups(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Mask synthesis: geometry from landmarks, shades, the drawing, seeding, caching and the data-module option."""
+"""Mask synthesis and detector framing: geometry from landmarks, shades, drawing, re-shading, seeding,
+caching and the data-module options."""
 
 from __future__ import annotations
 
@@ -6,11 +7,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+import torch
+from PIL import Image, ImageDraw
 
 import facemask.inference.faces as faces
 from facemask.data.datamodule import MaskDataModule
-from facemask.data.synthesize import KINDS, draw_mask, mask_polygon, mask_texture, synthesize
+from facemask.data.folder import CLASSES, DatasetError
+from facemask.data.images import ImageError
+from facemask.data.photos import framed as framed_image
+from facemask.data.synthesize import (
+    KINDS,
+    draw_mask,
+    mask_polygon,
+    mask_texture,
+    pasted_mask,
+    reshade,
+    synthesize,
+)
+from facemask.errors import FacemaskError
 from tests.synthetic import make_image_folder
 
 #: A face in a 200x240 photo: eyes, nose tip, mouth corners, and its box.
@@ -58,41 +72,163 @@ def test_draw_mask_changes_the_lower_face_only() -> None:
     assert rows.min() >= 85 and not changed[:80].any(), "eyes and forehead untouched"
 
 
-def test_synthesize_is_seeded_filtered_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(faces, "CenterFace", FixedFace)
-    photos = tmp_path / "photos" / "WithoutMask"
-    photos.mkdir(parents=True)
-    for i in range(4):
-        Image.new("RGB", (200, 240), (100 + 20 * i, 90, 80)).save(photos / f"{i}.jpg")
-    first = synthesize(
-        tmp_path / "photos", stems={"0", "2", "3"}, per_face=2, seed=5, cache_dir=tmp_path / "cache"
-    )
-    assert first.shape == (6, 28, 28) and first.dtype == np.uint8
-    assert len(list((tmp_path / "cache").iterdir())) == 1
-    monkeypatch.setattr(faces, "CenterFace", None)  # a cache hit needs no detector
-    np.testing.assert_array_equal(
-        synthesize(
-            tmp_path / "photos", stems={"0", "2", "3"}, per_face=2, seed=5, cache_dir=tmp_path / "cache"
-        ),
-        first,
-    )
+def pasted_photo(colour: tuple[int, int, int] = (205, 228, 245)) -> Image.Image:
+    """A face-coloured photo with a light-blue clip-art mask over the lower face, like Train's."""
+    photo = Image.new("RGB", (200, 240), (150, 110, 90))
+    ImageDraw.Draw(photo).polygon(mask_polygon(LANDMARKS, BOX, "surgical"), fill=colour)
+    return photo
+
+
+def test_the_pasted_mask_is_found_and_reshaded_in_place() -> None:
+    photo = pasted_photo()
+    face = FixedFace()(np.zeros(1))[0]
+    region = pasted_mask(photo, face)
+    assert region is not None
+    drawn = np.zeros(region.shape, bool)
+    drawn[np.asarray(photo, int).sum(axis=2) > 600] = True
+    assert (region & drawn).sum() / (region | drawn).sum() > 0.9, "the region is the pasted mask"
+    out = np.asarray(reshade(photo, region, "dark", np.random.default_rng(0)), int)
+    assert out[region].mean() < 80, "the mask is dark now"
+    np.testing.assert_array_equal(out[:80], np.asarray(photo, int)[:80])
+    assert pasted_mask(Image.new("RGB", (200, 240), (150, 110, 90)), face) is None, "no mask, no region"
+
+
+def test_synthesize_draws_per_face_and_reshades_seeded(tmp_path: Path) -> None:
+    paths = []
+    for name, photo in [("0", Image.new("RGB", (200, 240), (150, 110, 90))), ("1", pasted_photo())] * 2:
+        paths.append(tmp_path / f"{len(paths)}-{name}.png")
+        photo.save(paths[-1])
+    face = FixedFace()(np.zeros(1))[0]
+    labels, faces_ = [0, 1, 0, 1], [face, face, face, None]  # the last: no face found
+    first = synthesize(paths, faces_, labels, per_face=3, reshaded=2, seed=5)
+    assert first.shape == (3 + 2 + 3, 28, 28) and first.dtype == np.uint8
+    np.testing.assert_array_equal(synthesize(paths, faces_, labels, per_face=3, reshaded=2, seed=5), first)
+    assert not np.array_equal(synthesize(paths, faces_, labels, per_face=3, reshaded=2, seed=6), first)
+    assert synthesize(paths, faces_, labels, per_face=0, reshaded=1).shape == (1, 28, 28)
+    tight = synthesize(paths, faces_, labels, per_face=1, reshaded=0, margins=[0.0])
+    assert tight[0, 20:].mean() != synthesize(paths, faces_, labels, per_face=1, reshaded=0)[0, 20:].mean()
     with pytest.raises(ValueError, match="unknown mask kinds/shades"):
-        synthesize(tmp_path / "photos", shades=["glitter"])
+        synthesize(paths, faces_, labels, shades=["glitter"])
+
+
+def photo_dataset(tmp_path: Path, per_class: int = 10) -> tuple[Path, Path]:
+    """A 28x28 dataset and full-size photos of its Train images (same stems), masked ones pasted on."""
+    root = make_image_folder(tmp_path / "data" / "Train", per_class=per_class).parent
+    make_image_folder(root / "Test", per_class=3, seed=1)
+    photos = tmp_path / "photos"
+    for name, photo in (
+        ("WithoutMask", Image.new("RGB", (200, 240), (150, 110, 90))),
+        ("WithMask", pasted_photo()),
+    ):
+        (photos / name).mkdir(parents=True)
+        for i in range(per_class):
+            photo.save(photos / name / f"{i}.jpg")
+    return root, photos
 
 
 def test_datamodule_adds_masked_copies_of_training_faces_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(faces, "CenterFace", FixedFace)
-    root = make_image_folder(tmp_path / "data" / "Train", per_class=10).parent
-    make_image_folder(root / "Test", per_class=3, seed=1)
-    photos = tmp_path / "photos" / "WithoutMask"
-    photos.mkdir(parents=True)
-    for i in range(10):
-        Image.new("RGB", (200, 240), (120, 90, 80)).save(photos / f"{i}.jpg")
-    options = {"photos": str(tmp_path / "photos"), "per_face": 1, "seed": 0, "cache_dir": None}
-    datamodule = MaskDataModule(str(root), val_fraction=0.2, extra_test_sets={}, synthetic=options)
+    root, photos = photo_dataset(tmp_path)
+    options = {"per_face": 2, "reshaded": 1, "seed": 0}
+    datamodule = MaskDataModule(
+        str(root), val_fraction=0.2, extra_test_sets={}, synthetic=options, photos=str(photos)
+    )
     datamodule.setup("fit")
     train, val = datamodule.sets["train"], datamodule.sets["val"]
-    assert len(train) == 16 + 8, "one masked copy per unmasked training face, none of the 2 validation faces"
+    assert len(train) == 16 + 8 * 2 + 8, "2 new masks per unmasked and 1 re-shade per masked training face"
     assert (train.labels[16:] == 1).all() and len(val) == 4
+
+
+def detector_framed(root: Path, photos: Path, cache: Path) -> MaskDataModule:
+    datamodule = MaskDataModule(
+        str(root),
+        val_fraction=0.2,
+        extra_test_sets={},
+        framing="detector",
+        photos=str(photos),
+        cache_dir=str(cache),
+    )
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_detector_framing_reframes_the_training_part_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faces, "CenterFace", FixedFace)
+    root, photos = photo_dataset(tmp_path)
+    plain = MaskDataModule(str(root), val_fraction=0.2, extra_test_sets={})
+    plain.setup("fit")
+    framed = detector_framed(root, photos, tmp_path / "cache")
+    train, face = framed.sets["train"], FixedFace()(np.zeros(1))[0]
+    expected = [
+        framed_image(Image.open(photos / CLASSES[label] / f"{path.stem}.jpg"), face)
+        for path, label in zip(train.paths, train.labels.tolist(), strict=True)
+    ]
+    np.testing.assert_array_equal(train.images[:, 0].numpy(), np.stack(expected))
+    torch.testing.assert_close(framed.sets["val"].images, plain.sets["val"].images)
+    torch.testing.assert_close(train.labels, plain.sets["train"].labels)
+    cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
+    assert cached == ["faces", "framed"], "detections and framed images are cached"
+    monkeypatch.setattr(faces, "CenterFace", None)  # a cache hit needs no detector
+    again = detector_framed(root, photos, tmp_path / "cache")
+    torch.testing.assert_close(again.sets["train"].images, train.images)
+
+
+def test_photo_options_fail_clearly(tmp_path: Path) -> None:
+    root, _ = photo_dataset(tmp_path, per_class=4)
+    with pytest.raises(
+        FacemaskError, match=r"data\.framing='tight': expected one of dataset, detector, both"
+    ):
+        MaskDataModule(str(root), framing="tight")
+    missing = MaskDataModule(
+        str(root), extra_test_sets={}, framing="detector", photos=str(tmp_path / "nowhere")
+    )
+    with pytest.raises(DatasetError, match="nowhere: full-size training photos not found"):
+        missing.setup("fit")
+
+
+class FaceUnlessBlack(FixedFace):
+    """The fixed face, except in an all-black photo."""
+
+    def __call__(self, frame: np.ndarray) -> list[faces.Face]:
+        return super().__call__(frame) if frame.any() else []
+
+
+def test_a_detected_test_set_is_cut_like_detect_cuts_faces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faces, "CenterFace", FaceUnlessBlack)
+    root, photos = photo_dataset(tmp_path, per_class=3)
+    Image.new("RGB", (200, 240)).save(photos / "WithMask" / "black.png")
+    datamodule = MaskDataModule(
+        str(root),
+        extra_test_sets={},
+        detected_test_sets={"street": str(photos), "gone": str(tmp_path / "no")},
+    )
+    datamodule.setup("test")
+    street = datamodule.sets["street"]
+    assert datamodule.test_set_names == ["test", "street"], "a missing set is skipped"
+    assert len(street) == 6 and street.labels.tolist() == [1, 1, 1, 0, 0, 0], (
+        "the photo without a face is left out"
+    )
+    frame = np.asarray(Image.open(photos / "WithMask" / "0.jpg"))[:, :, ::-1]
+    np.testing.assert_array_equal(street.images[0, 0].numpy(), faces.face_crops(frame, FixedFace()(frame))[0])
+
+
+def test_an_unreadable_photo_is_named_or_skipped_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faces, "CenterFace", FixedFace)
+    root, photos = photo_dataset(tmp_path, per_class=3)
+    (photos / "WithMask" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    strict = MaskDataModule(str(root), extra_test_sets={}, detected_test_sets={"street": str(photos)})
+    with pytest.raises(ImageError, match=r"bad\.png: "):
+        strict.setup("test")
+    lenient = MaskDataModule(
+        str(root), extra_test_sets={}, detected_test_sets={"street": str(photos)}, skip_bad_files=True
+    )
+    lenient.setup("test")
+    assert len(lenient.sets["street"]) == 6

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only
@@ -17,11 +18,18 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from facemask.data.folder import POSITIVE_CLASS, DatasetError, ImageSet, load_image_folder
-from facemask.data.synthesize import synthesize
+from facemask.data.images import open_image
+from facemask.data.photos import cached, detected_folder, framed, largest_faces, photo_paths
+from facemask.data.synthesize import VERSION, synthesize
 from facemask.errors import FacemaskError
+from facemask.inference.faces import DEFAULT_MARGIN, Face
 
 log = logging.getLogger(__name__)
 info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
+
+#: How training images are framed: as the dataset's photos, as the face detector's box plus margin
+#: (what ``facemask detect`` feeds the classifier), or both (every training image twice).
+FRAMINGS = ("dataset", "detector", "both")
 
 #: Where the dataset is looked for when neither ``data.root`` nor FACEMASK_DATA says (relative to cwd).
 DEFAULT_ROOTS = (Path("data/mask28"), Path("../shared/data/mask28"))
@@ -104,8 +112,10 @@ class MaskDataModule(LightningDataModule):
 
     The validation split is ``val_fraction`` of each class, or with ``folds`` set, fold ``fold`` of a
     stratified k-fold (cross-validation). Test is the ``test`` set; ``extra_test_sets`` (name -> ImageFolder
-    root) are tested beside it under their own metric prefix. An extra set whose folder does not exist is skipped with a warning, so that the
-    default config works where ../shared is absent.
+    root of 28x28 images) and ``detected_test_sets`` (name -> ImageFolder root of full-size photos, cut by the
+    face detector as ``facemask detect`` cuts them) are tested beside it under their own metric prefix. A set
+    whose folder does not exist is skipped with a warning, so that the default config works where ../shared is
+    absent. The training part can be re-framed and extended from its full-size photos (``_from_photos``).
     """
 
     def __init__(
@@ -121,6 +131,11 @@ class MaskDataModule(LightningDataModule):
         folds: int | None = None,
         fold: int = 0,
         synthetic: Mapping[str, Any] | None = None,
+        framing: str = "dataset",
+        photos: str | None = None,
+        cache_dir: str | None = None,
+        test_groups: Mapping[str, Sequence[str]] | None = None,
+        detected_test_sets: Mapping[str, str | None] | None = None,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
@@ -128,7 +143,13 @@ class MaskDataModule(LightningDataModule):
                 f"data.augment={augment!r} is not a transform: pick a preset with data/augment=NAME"
             )
         extra_test_sets = dict(extra_test_sets or {})  # plain types: checkpoints load with weights_only
+        detected_test_sets = dict(detected_test_sets or {})
         synthetic = OmegaConf.to_container(synthetic) if isinstance(synthetic, DictConfig) else synthetic
+        test_groups = (
+            OmegaConf.to_container(test_groups) if isinstance(test_groups, DictConfig) else test_groups
+        )
+        if framing not in FRAMINGS:
+            raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
         self.save_hyperparameters(logger=False, ignore=["augment"])
         self.augment = augment
         self.sets: dict[str, ImageSet] = {}
@@ -155,33 +176,84 @@ class MaskDataModule(LightningDataModule):
         train_idx, val_idx = split
         self.roots["test"] = find_split(root, "Test")
         self.sets = {
-            "train": self._with_synthetic(full_train.subset(train_idx)),
+            "train": self._from_photos(full_train.subset(train_idx)),
             "val": full_train.subset(val_idx),
             "test": load_image_folder(self.roots["test"], skip),
         }
-        for name, path in (self.hparams.extra_test_sets or {}).items():
-            if path is not None and Path(path).is_dir():
+        for detected, sets in (
+            (False, self.hparams.extra_test_sets),
+            (True, self.hparams.detected_test_sets),
+        ):
+            for name, path in (sets or {}).items():
+                if path is None or not Path(path).is_dir():
+                    log.warning("extra test set %r skipped: folder %s not found", name, path)
+                    continue
                 self.roots[name] = Path(path)
-                self.sets[name] = load_image_folder(path, skip)
-            else:
-                log.warning("extra test set %r skipped: folder %s not found", name, path)
+                self.sets[name] = (
+                    detected_folder(path, self.hparams.cache_dir, skip)
+                    if detected
+                    else load_image_folder(path, skip)
+                )
         info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
 
-    def _with_synthetic(self, train: ImageSet) -> ImageSet:
-        """The training part plus masks drawn on its own unmasked faces' full-size photos (``synthetic``)."""
-        options = self.hparams.synthetic
-        if not options:
+    def _from_photos(self, train: ImageSet) -> ImageSet:
+        """The training part re-made from its full-size photos where asked: framed by the face detector
+        (``framing``), plus masks drawn on its own faces (``synthetic``). Validation and Test faces are
+        never drawn on."""
+        options, framing = self.hparams.synthetic, self.hparams.framing
+        if not options and framing == "dataset":
             return train
-        unmasked = {
-            path.stem for path, label in zip(train.paths, train.labels.tolist(), strict=True) if label == 0
-        }
-        images = torch.from_numpy(synthesize(stems=unmasked, **options)).unsqueeze(1)
-        info_once("synthetic masked faces: %d", len(images))
+        photos = Path(self.hparams.photos or "")
+        if not photos.is_dir():
+            raise DatasetError(
+                f"{photos}: full-size training photos not found (data.photos); "
+                "data/synthetic and data.framing=detector|both draw on them"
+            )
+        paths = photo_paths(photos, train)
+        faces = largest_faces(paths, self.hparams.cache_dir, self.hparams.skip_bad_files)
+        margins = {"dataset": [None], "detector": [DEFAULT_MARGIN], "both": [None, DEFAULT_MARGIN]}[framing]
+        parts = [train] if None in margins else []
+        if DEFAULT_MARGIN in margins:
+            parts.append(self._detector_framed(train, paths, faces))
+        if options:
+            labels = train.labels.tolist()
+            drawn = cached(
+                self.hparams.cache_dir,
+                "synthetic",
+                [paths, labels, options, margins, VERSION],
+                lambda: synthesize(paths, faces, labels, margins=margins, **options),
+            )
+            info_once("synthetic masked faces: %d", len(drawn))
+            parts.append(
+                ImageSet(
+                    torch.from_numpy(drawn).unsqueeze(1),
+                    torch.full((len(drawn),), POSITIVE_CLASS),
+                    [photos / "synthetic" / f"{i}.png" for i in range(len(drawn))],
+                )
+            )
         return ImageSet(
-            torch.cat([train.images, images]),
-            torch.cat([train.labels, torch.full((len(images),), POSITIVE_CLASS)]),
-            train.paths + [Path(options["photos"]) / "synthetic" / f"{i}.png" for i in range(len(images))],
+            torch.cat([part.images for part in parts]),
+            torch.cat([part.labels for part in parts]),
+            [path for part in parts for path in part.paths],
         )
+
+    def _detector_framed(
+        self, train: ImageSet, paths: list[Path | None], faces: list[Face | None]
+    ) -> ImageSet:
+        """Each training image cut from its photo like ``facemask detect`` cuts a face (where one was found)."""
+        reframed = cached(
+            self.hparams.cache_dir,
+            "framed",
+            [paths, DEFAULT_MARGIN],
+            lambda: np.stack(
+                [
+                    framed(open_image(path), face) if path and face else image[0].numpy()
+                    for path, face, image in zip(paths, faces, train.images, strict=True)
+                ]
+            ),
+        )
+        info_once("detector-framed training images: %d of %d", sum(f is not None for f in faces), len(train))
+        return ImageSet(torch.from_numpy(reframed).unsqueeze(1), train.labels, train.paths)
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         images = self.sets[name]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -32,9 +33,15 @@ def file_groups(labels_csv: Path, column: str = GROUP_COLUMN) -> dict[str, str]:
 
 
 def group_accuracy(
-    name: str, images: ImageSet, root: Path, probs: torch.Tensor, threshold: float
+    name: str,
+    images: ImageSet,
+    root: Path,
+    probs: torch.Tensor,
+    threshold: float,
+    pools: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, float]:
-    """``{name}/acc/{group}`` (and ``{name}/n/{group}``) for every group of the set's labels.csv; {} without one."""
+    """``{name}/acc/{group}`` (and ``{name}/n/{group}``) for every group of the set's labels.csv, and for
+    every pool of groups in ``pools`` (``dark: [cloth_black, surgical_black]``); {} without a labels.csv."""
     labels_csv = find_labels(root)
     groups = file_groups(labels_csv) if labels_csv else {}
     if not groups:
@@ -45,6 +52,9 @@ def group_accuracy(
         group = groups.get(Path(path).relative_to(root).as_posix())
         if group is not None:
             correct[group].append(label == guess)
+    for pool, members in (pools or {}).items():
+        if hits := [hit for member in members for hit in correct.get(member, [])]:
+            correct[pool] = hits
     scores = {}
     for group, hits in sorted(correct.items()):
         scores[f"{name}/acc/{group}"] = sum(hits) / len(hits)

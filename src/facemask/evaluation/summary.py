@@ -23,6 +23,13 @@ TABLE_METRICS = (
     "test/auroc",
     "val/acc",
     "realworld/acc",
+    "realworld/precision",
+    "realworld/recall",
+    "realworld/acc/dark",
+    "realworld/acc/light",
+    "realworld/acc/patterned",
+    "realworld_detected/acc",
+    "realworld_detected/recall",
     "model/params",
     "model/macs",
 )
