@@ -23,7 +23,7 @@ def lower_face_change(folder: str, per_face: int, reshaded: int) -> tuple[np.nda
     """Dark masks drawn on (or re-shaded in) 8 photos of ``folder``: (masked, originals, mean change per row)."""
     paths = sorted((PHOTOS / folder).iterdir())[:80:10]
     labels = [int(folder == "WithMask")] * len(paths)
-    masked = synthesize(paths, largest_faces(paths), labels, ["surgical"], ["dark"], per_face, reshaded)
+    masked, _ = synthesize(paths, largest_faces(paths), labels, ["surgical"], ["dark"], per_face, reshaded)
     originals = np.stack([load_image(MASK28 / "Train" / folder / f"{path.stem}.png") for path in paths])
     assert masked.shape == originals.shape, "a face and (for WithMask) the pasted mask found in every photo"
     return masked, originals, np.abs(masked.astype(int) - originals).mean(axis=(0, 2))

@@ -14,6 +14,7 @@ import facemask.inference.faces as faces
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import CLASSES, DatasetError
 from facemask.data.images import ImageError
+from facemask.data.occluders import OCCLUDERS, draw_occluder
 from facemask.data.photos import framed as framed_image
 from facemask.data.synthesize import (
     KINDS,
@@ -72,6 +73,22 @@ def test_draw_mask_changes_the_lower_face_only() -> None:
     assert rows.min() >= 85 and not changed[:80].any(), "eyes and forehead untouched"
 
 
+@pytest.mark.parametrize("kind", OCCLUDERS)
+def test_occluders_cover_mouth_or_chin_and_leave_nose_and_eyes_free(kind: str) -> None:
+    photo = Image.new("RGB", (200, 240), (150, 110, 90))  # skin above the mouth, light below: a hand shows
+    ImageDraw.Draw(photo).rectangle([0, 135, 200, 240], fill=(220, 220, 220))
+    fabric = Image.new("RGB", photo.size, (30, 160, 60))
+    out = np.asarray(draw_occluder(photo, LANDMARKS, BOX, kind, np.random.default_rng(1), fabric), dtype=int)
+    changed = np.abs(out - np.asarray(photo, dtype=int)).sum(axis=2) > 30
+    assert not changed[:128].any(), "eyes and nose tip (y = 125) untouched"
+    assert changed[150:200, 70:130].mean() > 0.3, "mouth and chin covered"
+
+
+def test_an_unknown_occluder_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown occluder 'glove'"):
+        draw_occluder(Image.new("RGB", (200, 240)), LANDMARKS, BOX, "glove", np.random.default_rng(0))
+
+
 def pasted_photo(colour: tuple[int, int, int] = (205, 228, 245)) -> Image.Image:
     """A face-coloured photo with a light-blue clip-art mask over the lower face, like Train's."""
     photo = Image.new("RGB", (200, 240), (150, 110, 90))
@@ -100,13 +117,20 @@ def test_synthesize_draws_per_face_and_reshades_seeded(tmp_path: Path) -> None:
         photo.save(paths[-1])
     face = FixedFace()(np.zeros(1))[0]
     labels, faces_ = [0, 1, 0, 1], [face, face, face, None]  # the last: no face found
-    first = synthesize(paths, faces_, labels, per_face=3, reshaded=2, seed=5)
-    assert first.shape == (3 + 2 + 3, 28, 28) and first.dtype == np.uint8
-    np.testing.assert_array_equal(synthesize(paths, faces_, labels, per_face=3, reshaded=2, seed=5), first)
-    assert not np.array_equal(synthesize(paths, faces_, labels, per_face=3, reshaded=2, seed=6), first)
-    assert synthesize(paths, faces_, labels, per_face=0, reshaded=1).shape == (1, 28, 28)
-    tight = synthesize(paths, faces_, labels, per_face=1, reshaded=0, margins=[0.0])
-    assert tight[0, 20:].mean() != synthesize(paths, faces_, labels, per_face=1, reshaded=0)[0, 20:].mean()
+    first, first_labels = synthesize(paths, faces_, labels, per_face=3, reshaded=2, occluded=1, seed=5)
+    assert first.shape == (3 + 1 + 2 + 3 + 1, 28, 28) and first.dtype == np.uint8
+    assert first_labels.tolist() == [1, 1, 1, 0, 1, 1, 1, 1, 1, 0], (
+        "masks, an occluder; re-shades; masks, one"
+    )
+    again, _ = synthesize(paths, faces_, labels, per_face=3, reshaded=2, occluded=1, seed=5)
+    np.testing.assert_array_equal(again, first)
+    assert not np.array_equal(
+        synthesize(paths, faces_, labels, per_face=3, reshaded=2, occluded=1, seed=6)[0], first
+    )
+    assert synthesize(paths, faces_, labels, per_face=0, reshaded=1)[0].shape == (1, 28, 28)
+    both, both_labels = synthesize(paths, faces_, labels, per_face=1, reshaded=0, margins=[None, 0.0])
+    assert both.shape == (4, 28, 28) and both_labels.tolist() == [1, 1, 1, 1], "each image in both framings"
+    assert not np.array_equal(both[0], both[1]), "framed tighter than the whole photo"
     with pytest.raises(ValueError, match="unknown mask kinds/shades"):
         synthesize(paths, faces_, labels, shades=["glitter"])
 
@@ -131,14 +155,14 @@ def test_datamodule_adds_masked_copies_of_training_faces_only(
 ) -> None:
     monkeypatch.setattr(faces, "CenterFace", FixedFace)
     root, photos = photo_dataset(tmp_path)
-    options = {"per_face": 2, "reshaded": 1, "seed": 0}
+    options = {"per_face": 2, "reshaded": 1, "occluded": 1, "seed": 0}
     datamodule = MaskDataModule(
         str(root), val_fraction=0.2, extra_test_sets={}, synthetic=options, photos=str(photos)
     )
     datamodule.setup("fit")
     train, val = datamodule.sets["train"], datamodule.sets["val"]
-    assert len(train) == 16 + 8 * 2 + 8, "2 new masks per unmasked and 1 re-shade per masked training face"
-    assert (train.labels[16:] == 1).all() and len(val) == 4
+    assert len(train) == 16 + 8 * 3 + 8, "2 masks and an occluder per unmasked, a re-shade per masked face"
+    assert train.labels[16:].sum() == 8 * 2 + 8 and len(val) == 4
 
 
 def detector_framed(root: Path, photos: Path, cache: Path) -> MaskDataModule:

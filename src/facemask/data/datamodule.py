@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from facemask.data.folder import POSITIVE_CLASS, DatasetError, ImageSet, load_image_folder
+from facemask.data.folder import DatasetError, ImageSet, load_image_folder
 from facemask.data.images import open_image
 from facemask.data.photos import cached, detected_folder, framed, largest_faces, photo_paths
 from facemask.data.synthesize import VERSION, synthesize
@@ -216,25 +216,33 @@ class MaskDataModule(LightningDataModule):
         if DEFAULT_MARGIN in margins:
             parts.append(self._detector_framed(train, paths, faces))
         if options:
-            labels = train.labels.tolist()
-            drawn = cached(
-                self.hparams.cache_dir,
-                "synthetic",
-                [paths, labels, options, margins, VERSION],
-                lambda: synthesize(paths, faces, labels, margins=margins, **options),
-            )
-            info_once("synthetic masked faces: %d", len(drawn))
-            parts.append(
-                ImageSet(
-                    torch.from_numpy(drawn).unsqueeze(1),
-                    torch.full((len(drawn),), POSITIVE_CLASS),
-                    [photos / "synthetic" / f"{i}.png" for i in range(len(drawn))],
-                )
-            )
+            parts.append(self._synthetic(train, paths, faces, margins))
         return ImageSet(
             torch.cat([part.images for part in parts]),
             torch.cat([part.labels for part in parts]),
             [path for part in parts for path in part.paths],
+        )
+
+    def _synthetic(
+        self, train: ImageSet, paths: list[Path | None], faces: list[Face | None], margins: list[float | None]
+    ) -> ImageSet:
+        """Masks (and, if asked, hands, beards, scarves) drawn on the training part's own photos."""
+        labels = train.labels.tolist()
+
+        def draw() -> np.ndarray:  # one array for the cache: each row a flattened image and its label
+            images, new_labels = synthesize(paths, faces, labels, margins=margins, **self.hparams.synthetic)
+            return np.concatenate([images.reshape(len(images), -1), new_labels[:, None].astype(np.uint8)], 1)
+
+        key = [paths, labels, self.hparams.synthetic, margins, VERSION]
+        rows = cached(self.hparams.cache_dir, "synthetic", key, draw)
+        new_labels = torch.from_numpy(rows[:, -1].astype(np.int64))
+        info_once(
+            "synthetic faces: %d with a mask, %d without", int(new_labels.sum()), int((new_labels == 0).sum())
+        )
+        return ImageSet(
+            torch.from_numpy(rows[:, :-1].reshape(-1, 1, 28, 28).copy()),
+            new_labels,
+            [Path(self.hparams.photos) / "synthetic" / f"{i}.png" for i in range(len(rows))],
         )
 
     def _detector_framed(

@@ -19,7 +19,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from facemask.data.folder import POSITIVE_CLASS
 from facemask.data.images import open_image
+from facemask.data.occluders import OCCLUDERS, draw_occluder, lower_face
 from facemask.data.photos import framed
 from facemask.inference.faces import Face
 
@@ -38,7 +40,7 @@ def mask_polygon(landmarks: np.ndarray, box: Sequence[float], kind: str) -> list
     angle, span = math.atan2(eyes[1], eyes[0]), float(np.hypot(*eyes))
     centre_x = (nose[0] + (mouth_left[0] + mouth_right[0]) / 2) / 2
     top = nose[1] - 0.35 * span  # the nose bridge, below the eyes
-    bottom = max(box[3], (mouth_left[1] + mouth_right[1]) / 2 + 0.9 * span)  # the chin
+    bottom = lower_face(landmarks, box)["chin_y"]  # the chin
     half = 0.5 * (box[2] - box[0]) * 0.95
     if kind == "n95":  # a cup: pointed at the nose, round under the chin
         points = [(centre_x, top - 0.1 * span)]
@@ -213,29 +215,40 @@ def synthesize(
     shades: Sequence[str] = SHADES,
     per_face: int = 1,
     reshaded: int = 0,
+    occluded: int = 0,
     seed: int = 0,
     margins: Sequence[float | None] = (None,),
-) -> np.ndarray:
-    """28x28 uint8 masked faces (N, 28, 28): ``per_face`` new masks on each unmasked photo (label 0) and
-    ``reshaded`` re-shaded copies of each pasted-mask photo (label 1), kind and shade drawn per image, framed
-    by each of ``margins`` around the face (None: the whole photo). Photos without a face are left out."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 uint8 images (N, 28, 28) and their labels (N,): ``per_face`` new masks (WithMask) and
+    ``occluded`` hands, beards or scarves (WithoutMask) on each unmasked photo (label 0), ``reshaded``
+    re-shaded copies of each pasted-mask photo (label 1); kind and shade drawn per image, framed by each of
+    ``margins`` around the face (None: the whole photo). Photos without a face are left out."""
     if unknown := (set(kinds) - set(KINDS)) | (set(shades) - set(SHADES)):
         raise ValueError(f"unknown mask kinds/shades {sorted(unknown)}; known: {KINDS} and {SHADES}")
-    rng, images = np.random.default_rng(seed), []
+    rng, images, new_labels = np.random.default_rng(seed), [], []
     for path, face, label in zip(photos, faces, labels, strict=True):
-        copies = per_face if label == 0 else reshaded
-        if path is None or face is None or copies == 0:
+        if path is None or face is None or (per_face + occluded if label == 0 else reshaded) == 0:
             continue
         photo = open_image(path).convert("RGB")  # readable: a face was found in it
-        region = pasted_mask(photo, face) if label == 1 else None
-        if label == 1 and region is None:
-            continue
-        for _ in range(copies):
-            kind, shade = kinds[rng.integers(len(kinds))], shades[rng.integers(len(shades))]
-            if label == 0:
-                drawn = draw_mask(photo, np.asarray(face.landmarks), face.box, kind, shade, rng)
-            else:
-                drawn = reshade(photo, region, shade, rng)
-            images += [framed(drawn, face, margin) for margin in margins]
-    log.info("synthesised %d masked faces from %d photos", len(images), sum(p is not None for p in photos))
-    return np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
+        landmarks = np.asarray(face.landmarks)
+        drawn: list[tuple[Image.Image, int]] = []
+        if label == 0:
+            for _ in range(per_face):
+                kind, shade = kinds[rng.integers(len(kinds))], shades[rng.integers(len(shades))]
+                drawn.append((draw_mask(photo, landmarks, face.box, kind, shade, rng), POSITIVE_CLASS))
+            for _ in range(occluded):
+                occluder, shade = OCCLUDERS[rng.integers(len(OCCLUDERS))], shades[rng.integers(len(shades))]
+                fabric = mask_texture(photo.size, shade, rng)
+                drawn.append((draw_occluder(photo, landmarks, face.box, occluder, rng, fabric), 0))
+        elif (region := pasted_mask(photo, face)) is not None:
+            for _ in range(reshaded):
+                rng.integers(len(kinds))  # a kind is drawn and unused: the random stream of version 3
+                shade = shades[rng.integers(len(shades))]
+                drawn.append((reshade(photo, region, shade, rng), POSITIVE_CLASS))
+        for image, new_label in drawn:
+            images += [framed(image, face, margin) for margin in margins]
+            new_labels += [new_label] * len(margins)
+    log.info("synthesised %d faces from %d photos", len(images), sum(p is not None for p in photos))
+    if not images:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+    return np.stack(images), np.array(new_labels, np.int64)
