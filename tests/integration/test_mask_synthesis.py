@@ -70,5 +70,5 @@ def test_ablation_command_on_small_settings(tmp_path: Path) -> None:
             assert 0 <= float(row[column]) <= 1, column
     assert "realworld/acc/dark" in (sweep / "summary.md").read_text()
     log = (sweep / "1" / "train.log").read_text()
-    assert "detector-framed training images: " in log and "synthetic masked faces: " in log
+    assert "detector-framed training images: " in log and "synthetic faces: " in log
     assert "synthetic" not in (sweep / "0" / "train.log").read_text()
