@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from facemask.data.folder import DatasetError, ImageSet, class_folders
-from facemask.data.images import IMAGE_SUFFIXES, ImageError, open_image, to_gray28
+from facemask.data.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image, to_gray28
 from facemask.inference.faces import DEFAULT_MARGIN, Face, crop_box
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,7 @@ def largest_faces(
             face = None
             if path is not None:
                 try:
-                    photo = np.asarray(open_image(path).convert("RGB"))[:, :, ::-1].copy()
-                    found = detector(photo)
+                    found = detector(load_frame(path))
                     face = max(
                         found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None
                     )
