@@ -142,6 +142,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0 if parity.same_labels else 1
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from facemask.inference.calibrate import run_calibration
+
+    result, written = run_calibration(
+        args.model, args.folder, args.target, args.detect, args.boxes, args.output
+    )
+    print("\n".join(result.lines()))
+    print(f"wrote {written}")
+    return 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from facemask.data.prepare import prepare
 
@@ -211,6 +222,17 @@ def parser() -> argparse.ArgumentParser:
         "--data", default=None, help="dataset root for the parity check (default: as train.py finds it)"
     )
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("calibrate", help="refit the operating threshold on a site's own labelled faces")
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("folder", help="WithMask/ and WithoutMask/ folders of faces (of photos with --detect)")
+    p.add_argument(
+        "--detect", action="store_true", help="the folder holds photos: cut their faces as detect does"
+    )
+    p.add_argument("--boxes", help="a CSV of annotated faces in the folder's photos (file,x0,y0,x1,y1,class)")
+    p.add_argument("--target", default="precision=0.98", help="METRIC=VALUE (default %(default)s)")
+    p.add_argument("--output", help="the calibrated copy (default: MODEL-calibrated with its suffix)")
+    p.set_defaults(run=cmd_calibrate)
 
     data = commands.add_parser("data", help="get the dataset: prepare photos, or download the public source")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")

@@ -89,7 +89,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     figures_dir.mkdir(exist_ok=True)
     metrics: dict[str, Any] = {"ckpt_path": str(cfg.ckpt_path), "threshold": threshold}
     with SummaryWriter(output_dir / "tensorboard") as writer:
-        for name in ["val", *datamodule.test_set_names]:
+        for name in [*datamodule.val_set_names, *datamodule.test_set_names]:
             images = datamodule.sets[name]
             probs = predict_in_batches(model.predict_proba, images.floats())
             metrics.update(split_scores(name, probs, images.labels, threshold))
@@ -115,7 +115,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         ):
             if row["severity"] == 3:
                 metrics[f"test/false_mask_rate/{row['occluder']}"] = row["false_mask_rate"]
-    record(output_dir, metrics, ["val", *datamodule.test_set_names])
+    record(output_dir, metrics, [*datamodule.val_set_names, *datamodule.test_set_names])
     return metrics
 
 

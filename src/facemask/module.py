@@ -54,6 +54,17 @@ def curve_metrics() -> MetricCollection:
     return MetricCollection({"confmat": BinaryConfusionMatrix(), "roc": BinaryROC()})
 
 
+def stage_metrics(
+    names: list[str], device: torch.device | str = "cpu"
+) -> tuple[nn.ModuleDict, nn.ModuleDict, nn.ModuleDict]:
+    """Scores, mean loss and curves for each named dataloader of a stage."""
+    return (
+        nn.ModuleDict({name: scalar_metrics() for name in names}).to(device),
+        nn.ModuleDict({name: MeanMetric() for name in names}).to(device),
+        nn.ModuleDict({name: curve_metrics() for name in names}).to(device),
+    )
+
+
 def plain(config: Any) -> Any:
     """Plain containers, so that checkpoints load with ``torch.load(weights_only=True)``."""
     return OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
@@ -102,12 +113,9 @@ class MaskClassifier(LightningModule):
         # Every score, the loss included, is a torchmetrics state: gathered across processes under DDP
         # in this module's epoch-end hooks, in the same order on every process.
         self.train_metrics, self.train_loss = scalar_metrics(), MeanMetric()
-        self.val_metrics, self.val_loss = scalar_metrics(), MeanMetric()
-        self.val_curves = curve_metrics()
-        self.test_set_names = ["test"]
-        self.test_metrics = nn.ModuleDict({"test": scalar_metrics()})
-        self.test_losses = nn.ModuleDict({"test": MeanMetric()})
-        self.test_curves = nn.ModuleDict({"test": curve_metrics()})
+        self.val_set_names, self.test_set_names = ["val"], ["test"]
+        self.val_metrics, self.val_losses, self.val_curves = stage_metrics(self.val_set_names)
+        self.test_metrics, self.test_losses, self.test_curves = stage_metrics(self.test_set_names)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, 2) for images (N, 1, 28, 28) in [0, 1].
@@ -126,13 +134,17 @@ class MaskClassifier(LightningModule):
         return self(images).softmax(dim=-1)[:, 1]
 
     def setup(self, stage: str) -> None:
-        """One metric set per test dataloader, named as the datamodule names them (test, realworld...)."""
-        names = getattr(self.trainer.datamodule, "test_set_names", None)
+        """One metric set per validation and test dataloader, named as the datamodule names them
+        (val, val_dataset, val_real; test, realworld...)."""
+        datamodule = self.trainer.datamodule
+        names = getattr(datamodule, "val_set_names", None)
+        if names and names != self.val_set_names:
+            self.val_set_names = list(names)
+            self.val_metrics, self.val_losses, self.val_curves = stage_metrics(names, self.device)
+        names = getattr(datamodule, "test_set_names", None)
         if stage == "test" and names and names != self.test_set_names:
             self.test_set_names = list(names)
-            self.test_metrics = nn.ModuleDict({name: scalar_metrics() for name in names}).to(self.device)
-            self.test_losses = nn.ModuleDict({name: MeanMetric() for name in names}).to(self.device)
-            self.test_curves = nn.ModuleDict({name: curve_metrics() for name in names}).to(self.device)
+            self.test_metrics, self.test_losses, self.test_curves = stage_metrics(names, self.device)
 
     def _step(
         self,
@@ -160,10 +172,14 @@ class MaskClassifier(LightningModule):
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train", self.train_metrics, self.train_loss)[0]
 
-    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        probs = self._step(batch, "val", self.val_metrics, self.val_loss, self.val_curves)[1]
-        self.val_scores.update(probs)
-        self.val_targets.update(batch[1])
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        name = self.val_set_names[dataloader_idx]
+        probs = self._step(batch, name, self.val_metrics[name], self.val_losses[name], self.val_curves[name])[
+            1
+        ]
+        if name == "val":  # the threshold is chosen on the pool every choice is made on
+            self.val_scores.update(probs)
+            self.val_targets.update(batch[1])
 
     def test_step(self, batch: list[torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
@@ -180,8 +196,9 @@ class MaskClassifier(LightningModule):
         self._log_scores("train", self.train_metrics, self.train_loss)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_scores("val", self.val_metrics, self.val_loss)
-        self._log_figures("val", self.val_curves)
+        for name in self.val_set_names:
+            self._log_scores(name, self.val_metrics[name], self.val_losses[name])
+            self._log_figures(name, self.val_curves[name])
         self._update_threshold()
 
     def _update_threshold(self) -> None:
@@ -209,7 +226,7 @@ class MaskClassifier(LightningModule):
         loss = loss_mean.compute()
         metrics.reset()
         loss_mean.reset()
-        self.log(f"{prefix}/loss", loss, prog_bar=prefix != "test", add_dataloader_idx=False)
+        self.log(f"{prefix}/loss", loss, prog_bar=prefix in ("train", "val"), add_dataloader_idx=False)
         self.log_dict(
             {f"{prefix}/{key}": value for key, value in scores.items()},
             prog_bar=prefix == "val",
@@ -229,7 +246,7 @@ class MaskClassifier(LightningModule):
             "roc": roc_figure(*(v.cpu() for v in values["roc"])),
         }
         for kind, figure in figures.items():
-            if prefix != "val":
+            if not prefix.startswith("val"):
                 folder = Path(self.trainer.default_root_dir) / "figures"
                 folder.mkdir(parents=True, exist_ok=True)
                 figure.savefig(folder / f"{prefix}_{kind}.png", dpi=100, bbox_inches="tight")

@@ -213,3 +213,41 @@ def test_bench_prints_and_saves_the_figures(tmp_path: Path) -> None:
     assert 0 < figures["detector"]["ms_per_frame"] < 1000
     assert 0 < figures["training"]["ratio"] < 1.5
     assert "detect FPS, 640x480 video" in result.stderr
+
+
+def test_calibrate_on_real_masks_then_predict_realworld(
+    tmp_path: Path, trained_model: dict[str, Path]
+) -> None:
+    """A site's labelled photos (realmasks/val, annotated boxes) refit the threshold; the calibrated ONNX file
+    carries it to predict, which runs without torch."""
+    realmasks, calibrated = SHARED_DATA / "realmasks", tmp_path / "site.onnx"
+    result = run_facemask(
+        "calibrate",
+        str(trained_model["onnx"]),
+        str(realmasks / "photos" / "val"),
+        "--boxes",
+        str(realmasks / "boxes.csv"),
+        "--target",
+        "precision=0.95",
+        "--output",
+        str(calibrated),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "380 labelled faces" in result.stdout, "395 annotated, 15 missed by the detector"
+    threshold = float(result.stdout.split("after  threshold ")[1].split(":")[0])
+    after = result.stdout.split("after  threshold ")[1].splitlines()[0]
+    assert float(after.split("precision ")[1].split()[0]) >= 0.95
+    predicted = run_facemask(
+        "predict",
+        str(calibrated),
+        str(SHARED_DATA / "realworld" / "mask28"),
+        "--format",
+        "csv",
+        without_torch=True,
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    rows = list(csv.DictReader(io.StringIO(predicted.stdout)))
+    assert len(rows) == 269 and len({row["threshold"] for row in rows}) == 1
+    assert float(rows[0]["threshold"]) == pytest.approx(threshold, abs=1e-4), (
+        "predict reads the new threshold"
+    )

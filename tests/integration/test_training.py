@@ -150,3 +150,15 @@ def test_optuna_search_runs_two_trials(tmp_path: Path) -> None:
     }
     trials = [json.loads((sweep / str(n) / "metrics.json").read_text())["val/loss"] for n in (0, 1)]
     assert best.best_value == pytest.approx(min(trials))
+
+
+def test_real_masks_train_and_validate_beside_the_split(train_cfg) -> None:
+    """data/real=realmasks: realmasks/train cut by the real detector joins training, realmasks/val is
+    validated on its own (val_real/*) and pooled with the split into val/*, which every choice is made on."""
+    cfg = train_cfg("data/real=realmasks", "trainer.max_epochs=1", *DATA)
+    metrics = train(cfg)
+    for prefix in ("val", "val_dataset", "val_real"):
+        assert all(0 <= metrics[f"{prefix}/{score}"] <= 1 for score in SCORES)
+    low, high = sorted((metrics["val_dataset/loss"], metrics["val_real/loss"]))
+    assert low <= metrics["val/loss"] <= high, "the pool's loss lies between its parts'"
+    assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["val_real/acc"] >= 0

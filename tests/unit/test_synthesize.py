@@ -195,7 +195,7 @@ def test_detector_framing_reframes_the_training_part_only(
     torch.testing.assert_close(framed.sets["val"].images, plain.sets["val"].images)
     torch.testing.assert_close(train.labels, plain.sets["train"].labels)
     cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
-    assert cached == ["faces", "framed"], "detections and framed images are cached"
+    assert cached == ["detections", "framed"], "detections and framed images are cached"
     monkeypatch.setattr(faces, "CenterFace", None)  # a cache hit needs no detector
     again = detector_framed(root, photos, tmp_path / "cache")
     torch.testing.assert_close(again.sets["train"].images, train.images)

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from facemask.data.folder import DatasetError, ImageSet, load_image_folder
 from facemask.data.images import open_image
-from facemask.data.photos import cached, detected_folder, framed, largest_faces, photo_paths
+from facemask.data.photos import cached, framed, largest_faces, photo_paths, photo_set
 from facemask.data.synthesize import VERSION, synthesize
 from facemask.errors import FacemaskError
 from facemask.inference.faces import DEFAULT_MARGIN, Face
@@ -33,6 +33,16 @@ FRAMINGS = ("dataset", "detector", "both")
 
 #: Where the dataset is looked for when neither ``data.root`` nor FACEMASK_DATA says (relative to cwd).
 DEFAULT_ROOTS = (Path("data/mask28"), Path("../shared/data/mask28"))
+
+#: Labelled full-size photos: a folder of class folders, or ``{photos: DIR, boxes: CSV}`` for annotated faces.
+PhotoSpec = str | Mapping[str, str | None]
+
+
+def photo_folder(spec: PhotoSpec | None) -> Path | None:
+    """The photo folder a spec names (None where the spec is)."""
+    if spec is None:
+        return None
+    return Path(spec if isinstance(spec, str) else spec["photos"])
 
 
 def find_split(root: Path, name: str) -> Path:
@@ -135,7 +145,10 @@ class MaskDataModule(LightningDataModule):
         photos: str | None = None,
         cache_dir: str | None = None,
         test_groups: Mapping[str, Sequence[str]] | None = None,
-        detected_test_sets: Mapping[str, str | None] | None = None,
+        detected_test_sets: Mapping[str, PhotoSpec | None] | None = None,
+        real_photos: Mapping[str, PhotoSpec | None] | None = None,
+        val_sets: Mapping[str, PhotoSpec | None] | None = None,
+        val_pool: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
@@ -143,11 +156,15 @@ class MaskDataModule(LightningDataModule):
                 f"data.augment={augment!r} is not a transform: pick a preset with data/augment=NAME"
             )
         extra_test_sets = dict(extra_test_sets or {})  # plain types: checkpoints load with weights_only
-        detected_test_sets = dict(detected_test_sets or {})
-        synthetic = OmegaConf.to_container(synthetic) if isinstance(synthetic, DictConfig) else synthetic
-        test_groups = (
-            OmegaConf.to_container(test_groups) if isinstance(test_groups, DictConfig) else test_groups
+        detected_test_sets, real_photos, val_sets, synthetic, test_groups, val_pool = (
+            OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+            for value in (detected_test_sets, real_photos, val_sets, synthetic, test_groups, val_pool)
         )
+        unknown = set(val_pool or ()) - {"val_dataset", *(val_sets or {})}
+        if unknown:
+            raise FacemaskError(
+                f"data.val_pool names {', '.join(sorted(unknown))}: expected val_dataset or a name in data.val_sets"
+            )
         if framing not in FRAMINGS:
             raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
         self.save_hyperparameters(logger=False, ignore=["augment"])
@@ -158,7 +175,14 @@ class MaskDataModule(LightningDataModule):
     @property
     def test_set_names(self) -> list[str]:
         """Metric prefixes of the test dataloaders, in order."""
-        return [name for name in self.sets if name not in ("train", "val")]
+        return [name for name in self.sets if name not in ("train", "val", *self.val_set_names)]
+
+    @property
+    def val_set_names(self) -> list[str]:
+        """Metric prefixes of the validation dataloaders: ``val`` is what every choice is made on (the pool
+        of ``val_pool``); with extra validation sets, each is also scored alone (``val_dataset``: the split)."""
+        extra = [name for name in self.sets if name in (self.hparams.val_sets or {})]
+        return ["val", "val_dataset", *extra] if extra else ["val"]
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
@@ -176,25 +200,66 @@ class MaskDataModule(LightningDataModule):
         train_idx, val_idx = split
         self.roots["test"] = find_split(root, "Test")
         self.sets = {
-            "train": self._from_photos(full_train.subset(train_idx)),
+            "train": ImageSet.concat(
+                [self._from_photos(full_train.subset(train_idx)), *self._real_training()]
+            ),
             "val": full_train.subset(val_idx),
             "test": load_image_folder(self.roots["test"], skip),
         }
-        for detected, sets in (
-            (False, self.hparams.extra_test_sets),
-            (True, self.hparams.detected_test_sets),
-        ):
-            for name, path in (sets or {}).items():
-                if path is None or not Path(path).is_dir():
-                    log.warning("extra test set %r skipped: folder %s not found", name, path)
-                    continue
+        for name, path in (self.hparams.extra_test_sets or {}).items():
+            if self._exists(name, path):
                 self.roots[name] = Path(path)
-                self.sets[name] = (
-                    detected_folder(path, self.hparams.cache_dir, skip)
-                    if detected
-                    else load_image_folder(path, skip)
-                )
+                self.sets[name] = load_image_folder(path, skip)
+        for name, spec in {
+            **(self.hparams.detected_test_sets or {}),
+            **(self.hparams.val_sets or {}),
+        }.items():
+            if self._exists(name, photo_folder(spec)):
+                self.roots[name] = photo_folder(spec)
+                self.sets[name] = self._photo_set(spec)
+        self._pool_validation()
         info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
+
+    @staticmethod
+    def _exists(name: str, path: str | Path | None) -> bool:
+        """Whether a named set's folder exists; a missing one is skipped with a warning, so that the default
+        config works where ../shared is absent."""
+        if path is None or not Path(path).is_dir():
+            log.warning("data set %r skipped: folder %s not found", name, path)
+            return False
+        return True
+
+    def _photo_set(self, spec: PhotoSpec) -> ImageSet:
+        """Labelled full-size photos cut the way ``facemask detect`` cuts a face (``photos.photo_set``)."""
+        photos, boxes = (spec, None) if isinstance(spec, str) else (spec["photos"], spec.get("boxes"))
+        return photo_set(photos, boxes, self.hparams.cache_dir, self.hparams.skip_bad_files)
+
+    def _pool_validation(self) -> None:
+        """With extra validation sets, ``val`` becomes the pool of ``val_pool`` (default: all of them and the
+        split, ``val_dataset``), so that checkpoints, early stopping and the threshold fit real faces too."""
+        extra = [name for name in self.val_set_names if name not in ("val", "val_dataset")]
+        if not extra:
+            return
+        self.sets = {"val_dataset": self.sets.pop("val"), **self.sets}
+        pooled = [self.sets[name] for name in (self.hparams.val_pool or ["val_dataset", *extra])]
+        self.sets["val"] = ImageSet.concat(pooled)
+
+    def _real_training(self) -> list[ImageSet]:
+        """Labelled real photos added to training, framed as deployment frames a face."""
+        parts = []
+        for name, spec in (self.hparams.real_photos or {}).items():
+            folder = photo_folder(spec)
+            if folder is None or not folder.is_dir():
+                raise DatasetError(f"{folder}: real training photos not found (data.real_photos.{name})")
+            part = self._photo_set(spec)
+            info_once(
+                "real training faces %s: %d with a mask, %d without",
+                name,
+                int(part.labels.sum()),
+                int((part.labels == 0).sum()),
+            )
+            parts.append(part)
+        return parts
 
     def _from_photos(self, train: ImageSet) -> ImageSet:
         """The training part re-made from its full-size photos where asked: framed by the face detector
@@ -217,11 +282,7 @@ class MaskDataModule(LightningDataModule):
             parts.append(self._detector_framed(train, paths, faces))
         if options:
             parts.append(self._synthetic(train, paths, faces, margins))
-        return ImageSet(
-            torch.cat([part.images for part in parts]),
-            torch.cat([part.labels for part in parts]),
-            [path for part in parts for path in part.paths],
-        )
+        return ImageSet.concat(parts)
 
     def _synthetic(
         self, train: ImageSet, paths: list[Path | None], faces: list[Face | None], margins: list[float | None]
@@ -279,8 +340,9 @@ class MaskDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        loaders = [self._loader(name) for name in self.val_set_names]
+        return loaders if len(loaders) > 1 else loaders[0]
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._loader(name) for name in self.test_set_names]

@@ -48,6 +48,16 @@ class ImageSet:
     def subset(self, indices: torch.Tensor) -> ImageSet:
         return ImageSet(self.images[indices], self.labels[indices], [self.paths[i] for i in indices.tolist()])
 
+    @staticmethod
+    def concat(parts: list[ImageSet]) -> ImageSet:
+        if len(parts) == 1:
+            return parts[0]
+        return ImageSet(
+            torch.cat([part.images for part in parts]),
+            torch.cat([part.labels for part in parts]),
+            [path for part in parts for path in part.paths],
+        )
+
     def balanced(self, count: int) -> ImageSet:
         """The first ``count // 2`` images of each class, WithMask first: a fixed sheet of examples."""
         per_class = [(self.labels == c).nonzero().flatten()[: count // 2] for c in (POSITIVE_CLASS, 0)]

@@ -1,0 +1,140 @@
+"""Labelled real photos: annotated faces matched to the detector's, cut like deployment cuts them, added to
+training or validated beside the split (val_real/*), cached and reused."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facemask.inference.faces as faces
+from facemask.data.datamodule import MaskDataModule
+from facemask.data.folder import DatasetError
+from facemask.data.photos import framed, photo_set
+from facemask.errors import FacemaskError
+from facemask.module import MaskClassifier
+from tests.synthetic import ADAM, TINY_NET, fit, make_image_folder
+
+#: The two faces the stand-in detector finds in every 400x240 photo: left and right.
+LEFT, RIGHT = (40.0, 40.0, 160.0, 200.0), (240.0, 40.0, 360.0, 200.0)
+
+
+class TwoFaces:
+    """Stands in for CenterFace: a left and a right face in every photo."""
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def __call__(self, frame: np.ndarray) -> list[faces.Face]:
+        return [faces.Face(box, 0.9) for box in (LEFT, RIGHT)]
+
+
+def annotated_photos(folder: Path, n: int = 3) -> Path:
+    """``n`` photos under ``folder/photos``, and ``folder/boxes.csv``: in each, a masked face boxed eyes to
+    chin on the left, a bare one on the right, and a box where no face is found (the detector's miss)."""
+    photos = folder / "photos"
+    photos.mkdir(parents=True)
+    rows = ["file,split,face,x0,y0,x1,y1,mask_type,class"]
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (240, 400, 3), dtype=np.uint8)).save(photos / f"{i}.jpg")
+        rows += [
+            f"photos/{i}.jpg,train,0,60,90,140,190,cloth,WithMask",
+            f"photos/{i}.jpg,train,1,260,90,340,190,,WithoutMask",
+            f"photos/{i}.jpg,train,2,180,10,230,30,,WithoutMask",  # between the faces: missed
+        ]
+    (folder / "boxes.csv").write_text("\n".join(rows) + "\n")
+    return photos
+
+
+def test_annotated_faces_are_the_detected_faces_holding_their_centre(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(faces, "CenterFace", TwoFaces)
+    photos = annotated_photos(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        faces_set = photo_set(photos, tmp_path / "boxes.csv", tmp_path / "cache")
+    assert faces_set.labels.tolist() == [1, 0] * 3, "the miss is left out, never relabelled"
+    assert "missed 3 of 9 labelled faces" in caplog.text
+    photo = Image.open(photos / "0.jpg")
+    for image, box in zip(faces_set.images[:2, 0].numpy(), (LEFT, RIGHT), strict=True):
+        np.testing.assert_array_equal(image, framed(photo, faces.Face(box, 1.0)))
+    monkeypatch.setattr(faces, "CenterFace", None)  # a cache hit needs no detector
+    again = photo_set(photos, tmp_path / "boxes.csv", tmp_path / "cache")
+    np.testing.assert_array_equal(again.images.numpy(), faces_set.images.numpy())
+
+
+def test_a_boxes_csv_that_is_wrong_says_where(tmp_path: Path) -> None:
+    photos = annotated_photos(tmp_path, n=1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,x0,y0,x1,y1\nphotos/0.jpg,1,2,3,4\n")
+    with pytest.raises(DatasetError, match=r"bad\.csv: missing column\(s\) class"):
+        photo_set(photos, bad)
+    bad.write_text("file,x0,y0,x1,y1,class\nphotos/0.jpg,1,2,3,4,hat\n")
+    with pytest.raises(DatasetError, match=r"bad\.csv:2: unknown class 'hat'"):
+        photo_set(photos, bad)
+    with pytest.raises(DatasetError, match=r"nothing\.csv: boxes CSV not found"):
+        photo_set(photos, tmp_path / "nothing.csv")
+
+
+def real_datamodule(tmp_path: Path, **options: object) -> MaskDataModule:
+    root = make_image_folder(tmp_path / "data" / "Train", per_class=10).parent
+    make_image_folder(root / "Test", per_class=3, seed=1)
+    spec = {"photos": str(annotated_photos(tmp_path / "real")), "boxes": str(tmp_path / "real" / "boxes.csv")}
+    datamodule = MaskDataModule(
+        str(root),
+        val_fraction=0.2,
+        batch_size=8,
+        extra_test_sets={},
+        real_photos={"mine": spec},
+        val_sets={"val_real": spec, "val_gone": str(tmp_path / "nowhere")},
+        cache_dir=str(tmp_path / "cache"),
+        **options,
+    )
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_real_photos_join_training_and_validation_pools_with_the_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faces, "CenterFace", TwoFaces)
+    datamodule = real_datamodule(tmp_path)
+    sets = datamodule.sets
+    assert len(sets["train"]) == 16 + 6, "the split's training part and the 6 real faces found"
+    assert datamodule.val_set_names == ["val", "val_dataset", "val_real"], "a missing set is skipped"
+    assert len(sets["val"]) == len(sets["val_dataset"]) + len(sets["val_real"]) == 4 + 6
+    assert datamodule.test_set_names == ["test"]
+    only_real = real_datamodule(tmp_path / "b", val_pool=["val_real"])
+    np.testing.assert_array_equal(only_real.sets["val"].images, only_real.sets["val_real"].images)
+    with pytest.raises(FacemaskError, match=r"data\.val_pool names val_gym: expected val_dataset"):
+        MaskDataModule(str(tmp_path), val_sets={}, val_pool=["val_gym"])
+
+
+def test_missing_real_training_photos_stop_with_the_option(tmp_path: Path) -> None:
+    root = make_image_folder(tmp_path / "data" / "Train", per_class=4).parent
+    make_image_folder(root / "Test", per_class=2, seed=1)
+    datamodule = MaskDataModule(str(root), extra_test_sets={}, real_photos={"mine": str(tmp_path / "no")})
+    with pytest.raises(DatasetError, match=r"no: real training photos not found \(data\.real_photos\.mine\)"):
+        datamodule.setup("fit")
+
+
+def test_each_validation_set_is_scored_and_the_threshold_comes_from_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faces, "CenterFace", TwoFaces)
+    datamodule = real_datamodule(tmp_path)
+    model = MaskClassifier(TINY_NET, ADAM, operating_point={"metric": "precision", "target": 0.9})
+    trainer = fit(model, datamodule, tmp_path, enable_checkpointing=False)
+    logged = trainer.callback_metrics
+    for prefix in ("val", "val_dataset", "val_real"):
+        assert 0 <= float(logged[f"{prefix}/acc"]) <= 1 and f"{prefix}/loss" in logged
+    assert float(logged["val/threshold"]) == float(model.threshold)
+    pooled = (len(datamodule.sets["val_dataset"]), len(datamodule.sets["val_real"]))
+    weighted = (
+        float(logged["val_dataset/loss"]) * pooled[0] + float(logged["val_real/loss"]) * pooled[1]
+    ) / sum(pooled)
+    assert float(logged["val/loss"]) == pytest.approx(weighted, rel=1e-4), "val is the pool of both"
