@@ -24,13 +24,14 @@ DATA = SHARED_OVERRIDES
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_trains_and_tests_end_to_end(model: str, train_cfg) -> None:
-    cfg = train_cfg(f"model={model}", "trainer.max_epochs=6", "operating_point=null", *DATA)  # acc at 0.5
+    # 8 epochs: at 6, mobilenetv2 reached only 0.79 on Test with lightning 2.6.6 / torchmetrics 1.9.0
+    cfg = train_cfg(f"model={model}", "trainer.max_epochs=8", "operating_point=null", *DATA)  # acc at 0.5
     metrics = train(cfg)
     run = Path(cfg.paths.output_dir)
 
     checkpoints = {p.name for p in (run / "checkpoints").iterdir()}
     assert "last.ckpt" in checkpoints and any(name.startswith("epoch_") for name in checkpoints)
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 5, "the 6th epoch"
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 7, "the 8th epoch"
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == pytest.approx(metrics)
     assert saved["test/acc"] > 0.8, "chance is 0.5"
