@@ -86,18 +86,18 @@ def detected_faces(
     return found
 
 
-def area(box: Sequence[float]) -> float:
-    return (box[2] - box[0]) * (box[3] - box[1])
+def largest(found: Sequence[Face]) -> Face | None:
+    """The face with the largest box (None where there is none)."""
+    return max(
+        found, key=lambda face: (face.box[2] - face.box[0]) * (face.box[3] - face.box[1]), default=None
+    )
 
 
 def largest_faces(
     paths: Sequence[Path | None], cache_dir: str | Path | None = None, skip_bad_files: bool = False
 ) -> list[Face | None]:
     """The largest face CenterFace finds in each photo (None: no photo or no face)."""
-    return [
-        max(found, key=lambda face: area(face.box), default=None)
-        for found in detected_faces(paths, cache_dir, skip_bad_files)
-    ]
+    return [largest(found) for found in detected_faces(paths, cache_dir, skip_bad_files)]
 
 
 def matching_face(box: Sequence[float], found: Sequence[Face]) -> Face | None:
@@ -177,11 +177,7 @@ def photo_set(
     found = []
     for path, box, label in wanted:
         candidates = by_photo[path]
-        face = (
-            max(candidates, key=lambda f: area(f.box), default=None)
-            if box is None
-            else matching_face(box, candidates)
-        )
+        face = largest(candidates) if box is None else matching_face(box, candidates)
         if face is not None:
             found.append((path, label, face))
     if not found:
