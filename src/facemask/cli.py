@@ -230,7 +230,11 @@ def parser() -> argparse.ArgumentParser:
         "--detect", action="store_true", help="the folder holds photos: cut their faces as detect does"
     )
     p.add_argument("--boxes", help="a CSV of annotated faces in the folder's photos (file,x0,y0,x1,y1,class)")
-    p.add_argument("--target", default="precision=0.98", help="METRIC=VALUE (default %(default)s)")
+    p.add_argument(
+        "--target",
+        default="precision=0.98",
+        help="METRIC=VALUE, or balanced: precision and recall alike (default %(default)s)",
+    )
     p.add_argument("--output", help="the calibrated copy (default: MODEL-calibrated with its suffix)")
     p.set_defaults(run=cmd_calibrate)
 

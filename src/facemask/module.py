@@ -211,7 +211,7 @@ class MaskClassifier(LightningModule):
             return
         quiet = self.trainer.state.fn == "fit"  # early epochs rarely reach the target: warn only after fit
         self.threshold.fill_(
-            threshold_for(probs, labels.long(), target["metric"], target["target"], warn=not quiet)
+            threshold_for(probs, labels.long(), target["metric"], target.get("target"), warn=not quiet)
         )
         self.log("val/threshold", self.threshold, add_dataloader_idx=False)
 

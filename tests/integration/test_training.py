@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -155,9 +156,15 @@ def test_optuna_search_runs_two_trials(tmp_path: Path) -> None:
 
 def test_real_masks_train_and_validate_beside_the_split(train_cfg) -> None:
     """data/real=realmasks: realmasks/train cut by the real detector joins training, realmasks/val is
-    validated on its own (val_real/*) and pooled with the split into val/*, which every choice is made on."""
-    cfg = train_cfg("data/real=realmasks", "trainer.max_epochs=1", *DATA)
+    validated on its own (val_real/*) and pooled with the split into val/*, which every choice is made on;
+    experiment=best's framings (tight and deployment margins, twice an epoch) and balanced threshold."""
+    options = ("data.real_margins=[0.1,0.36]", "data.real_repeat=2", "operating_point.metric=balanced")
+    cfg = train_cfg("data/real=realmasks", "trainer.max_epochs=1", *options, *DATA)
     metrics = train(cfg)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")  # from the run's cache: no detection again
+    assert len(datamodule.sets["train"]) == 1183 + 2 * 2 * 698, "the split's part and 698 real faces, 4 times"
+    assert 0 < metrics["val/threshold"] < 1
     for prefix in ("val", "val_dataset", "val_real"):
         assert all(0 <= metrics[f"{prefix}/{score}"] <= 1 for score in SCORES)
     low, high = sorted((metrics["val_dataset/loss"], metrics["val_real/loss"]))

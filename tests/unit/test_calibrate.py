@@ -31,6 +31,11 @@ def test_calibration_meets_the_target_on_the_faces_it_saw() -> None:
     assert result.rates_before["precision"].value < 0.95, "the old threshold missed it"
     more = [int(line.split("about ")[1].split()[0]) for line in result.lines() if "more labelled" in line]
     assert more[1] > more[0] > 0, "a tighter interval needs more faces"
+    balanced = calibrate(probs, labels, 0.5, "balanced", None)
+    scores = rates(probs, labels, balanced.after)
+    lower = min(scores["precision"].value, scores["recall"].value)
+    assert lower > min(after["precision"].value, after["recall"].value), "the weaker of the two is higher"
+    assert "target balanced precision and recall" in balanced.lines()[0]
     with pytest.raises(FacemaskError, match="both classes"):
         calibrate(probs, np.ones_like(labels), 0.5, "precision", 0.95)
     with pytest.raises(FacemaskError, match="expected precision or recall"):

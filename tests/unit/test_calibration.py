@@ -65,12 +65,26 @@ def test_a_target_keeps_the_other_metric_highest(seed: int, metric: str, target:
     )  # ties: the targeted metric higher (fewer errors of its kind)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_balanced_keeps_the_lower_of_precision_and_recall_highest(seed: int) -> None:
+    probs, labels = overlapping_scores(seed)
+    points = brute_force(probs, labels)
+    best_lower = max(min(point) for point in points)
+    best_precision = max(p for p, r in points if min(p, r) == best_lower)
+
+    scores = operating_point(probs, labels, threshold_for(probs, labels, "balanced", None))
+    assert min(scores["precision"], scores["recall"]) == pytest.approx(best_lower)
+    assert scores["precision"] == pytest.approx(best_precision), "ties: fewer false masks"
+
+
 def test_threshold_by_hand() -> None:
     probs = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.6, 0.9])
     labels = torch.tensor([0, 0, 1, 0, 1, 1])
     # Precision 1 needs p >= 0.6 (recall 2/3); recall 1 needs p >= 0.3, where precision 3/4 is highest.
     assert threshold_for(probs, labels, "precision", 1.0) == pytest.approx(0.5)
     assert threshold_for(probs, labels, "recall", 1.0) == pytest.approx(0.25)
+    # Balanced: p >= 0.3 gives precision 3/4 and recall 1, p >= 0.6 precision 1 and recall 2/3.
+    assert threshold_for(probs, labels, "balanced", None) == pytest.approx(0.25)
 
 
 def test_threshold_is_halfway_between_scores_so_both_rules_agree() -> None:

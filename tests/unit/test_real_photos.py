@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import facemask.inference.faces as faces
@@ -29,7 +30,15 @@ class TwoFaces:
         pass
 
     def __call__(self, frame: np.ndarray) -> list[faces.Face]:
-        return [faces.Face(box, 0.9) for box in (LEFT, RIGHT)]
+        return [faces.Face(box, 0.9, landmarks(box)) for box in (LEFT, RIGHT)]
+
+
+def landmarks(box: tuple[float, ...]) -> tuple[tuple[float, float], ...]:
+    """Eyes, nose and mouth corners where they sit in an upright face filling ``box``."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    points = ((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.78), (0.65, 0.78))
+    return tuple((x0 + fx * w, y0 + fy * h) for fx, fy in points)
 
 
 def annotated_photos(folder: Path, n: int = 3) -> Path:
@@ -138,3 +147,38 @@ def test_each_validation_set_is_scored_and_the_threshold_comes_from_the_pool(
         float(logged["val_dataset/loss"]) * pooled[0] + float(logged["val_real/loss"]) * pooled[1]
     ) / sum(pooled)
     assert float(logged["val/loss"]) == pytest.approx(weighted, rel=1e-4), "val is the pool of both"
+
+
+def test_real_faces_repeat_reframe_and_get_masks_drawn_on_their_bare_faces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faces, "CenterFace", TwoFaces)
+    plain = real_datamodule(tmp_path / "a").sets["train"]
+    repeated = real_datamodule(tmp_path / "b", real_repeat=3).sets["train"]
+    assert len(repeated) == 16 + 3 * 6, "each real face three times"
+    np.testing.assert_array_equal(repeated.images[-6:], plain.images[-6:])
+    two_framings = real_datamodule(tmp_path / "d", real_margins=[0.1, 0.36]).sets["train"]
+    assert len(two_framings) == 16 + 2 * 6, "each real face tightly cut, then with the deployment margin"
+    np.testing.assert_array_equal(two_framings.images[-6:], plain.images[-6:])
+    photo = Image.open(tmp_path / "d" / "real" / "photos" / "0.jpg")
+    np.testing.assert_array_equal(
+        two_framings.images[16, 0].numpy(), framed(photo, faces.Face(LEFT, 1.0), 0.1)
+    )
+    options = {"per_face": 2, "reshaded": 1, "seed": 0, "real_faces": True}
+    no_photos = tmp_path / "train-photos"  # the split's own photos: none here, so nothing drawn on them
+    for name in ("WithMask", "WithoutMask"):
+        (no_photos / name).mkdir(parents=True)
+    first = real_datamodule(tmp_path / "c", synthetic=options, photos=str(no_photos))
+    drawn = first.sets["train"]
+    new = drawn.subset(torch.arange(16 + 6, len(drawn)))
+    assert new.labels.tolist() == [1] * 6, "two masks on each of the 3 bare real faces, none on masked ones"
+    bare = plain.images[-6:][1::2]  # the right faces: bare
+    for image, source in zip(new.images[::2], bare, strict=True):
+        assert (image.float() - source.float()).abs().mean() > 2, "a mask drawn over the framed face"
+        assert (image[0, :8].float() - source[0, :8].float()).abs().mean() < 8, "the eyes stay free"
+    monkeypatch.setattr(faces, "CenterFace", None)  # cached: drawn once, no detector needed again
+    again = MaskDataModule(**first.hparams)
+    again.setup("fit")
+    np.testing.assert_array_equal(again.sets["train"].images.numpy(), drawn.images.numpy())
+    with pytest.raises(FacemaskError, match=r"data\.real_repeat=0: expected a whole number >= 1"):
+        MaskDataModule(str(tmp_path), real_repeat=0)

@@ -19,7 +19,15 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from facemask.data.folder import DatasetError, ImageSet, load_image_folder
 from facemask.data.images import open_image
-from facemask.data.photos import cached, framed, largest_faces, photo_paths, photo_set
+from facemask.data.photos import (
+    cached,
+    framed,
+    framed_faces,
+    labelled_faces,
+    largest_faces,
+    photo_paths,
+    photo_set,
+)
 from facemask.data.synthesize import VERSION, synthesize
 from facemask.errors import FacemaskError
 from facemask.inference.faces import DEFAULT_MARGIN, Face
@@ -149,6 +157,8 @@ class MaskDataModule(LightningDataModule):
         real_photos: Mapping[str, PhotoSpec | None] | None = None,
         val_sets: Mapping[str, PhotoSpec | None] | None = None,
         val_pool: Sequence[str] | None = None,
+        real_repeat: int = 1,
+        real_margins: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
@@ -156,15 +166,25 @@ class MaskDataModule(LightningDataModule):
                 f"data.augment={augment!r} is not a transform: pick a preset with data/augment=NAME"
             )
         extra_test_sets = dict(extra_test_sets or {})  # plain types: checkpoints load with weights_only
-        detected_test_sets, real_photos, val_sets, synthetic, test_groups, val_pool = (
+        detected_test_sets, real_photos, val_sets, synthetic, test_groups, val_pool, real_margins = (
             OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
-            for value in (detected_test_sets, real_photos, val_sets, synthetic, test_groups, val_pool)
+            for value in (
+                detected_test_sets,
+                real_photos,
+                val_sets,
+                synthetic,
+                test_groups,
+                val_pool,
+                real_margins,
+            )
         )
         unknown = set(val_pool or ()) - {"val_dataset", *(val_sets or {})}
         if unknown:
             raise FacemaskError(
                 f"data.val_pool names {', '.join(sorted(unknown))}: expected val_dataset or a name in data.val_sets"
             )
+        if real_repeat < 1:
+            raise FacemaskError(f"data.real_repeat={real_repeat}: expected a whole number >= 1")
         if framing not in FRAMINGS:
             raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
         self.save_hyperparameters(logger=False, ignore=["augment"])
@@ -245,20 +265,30 @@ class MaskDataModule(LightningDataModule):
         self.sets["val"] = ImageSet.concat(pooled)
 
     def _real_training(self) -> list[ImageSet]:
-        """Labelled real photos added to training, framed as deployment frames a face."""
+        """Labelled real photos added to training: each face cut with the deployment margin (or with each of
+        ``real_margins``: framings other sources crop faces with), ``real_repeat`` times (they are a small share
+        of the training part); with ``synthetic.real_faces``, masks are also drawn on their bare faces."""
+        margins = self.hparams.real_margins or [DEFAULT_MARGIN]
         parts = []
         for name, spec in (self.hparams.real_photos or {}).items():
             folder = photo_folder(spec)
             if folder is None or not folder.is_dir():
                 raise DatasetError(f"{folder}: real training photos not found (data.real_photos.{name})")
-            part = self._photo_set(spec)
+            photos, boxes = (spec, None) if isinstance(spec, str) else (spec["photos"], spec.get("boxes"))
+            found = labelled_faces(photos, boxes, self.hparams.cache_dir, self.hparams.skip_bad_files)
             info_once(
-                "real training faces %s: %d with a mask, %d without",
+                "real training faces %s: %d with a mask, %d without (margins %s, each seen %d times an epoch)",
                 name,
-                int(part.labels.sum()),
-                int((part.labels == 0).sum()),
+                sum(label for _, label, _ in found),
+                sum(label == 0 for _, label, _ in found),
+                margins,
+                self.hparams.real_repeat,
             )
-            parts.append(part)
+            parts += [framed_faces(found, margin) for margin in margins] * self.hparams.real_repeat
+            if (self.hparams.synthetic or {}).get("real_faces"):
+                bare = [(path, face) for path, label, face in found if label == 0 and face.landmarks]
+                paths, faces = [path for path, _ in bare], [face for _, face in bare]
+                parts.append(self._synthetic(paths, faces, [0] * len(bare), margins))
         return parts
 
     def _from_photos(self, train: ImageSet) -> ImageSet:
@@ -268,7 +298,7 @@ class MaskDataModule(LightningDataModule):
         options, framing = self.hparams.synthetic, self.hparams.framing
         if not options and framing == "dataset":
             return train
-        photos = Path(self.hparams.photos or "")
+        photos = Path(self.hparams.photos or "none")  # not "": that would be the working directory
         if not photos.is_dir():
             raise DatasetError(
                 f"{photos}: full-size training photos not found (data.photos); "
@@ -281,20 +311,26 @@ class MaskDataModule(LightningDataModule):
         if DEFAULT_MARGIN in margins:
             parts.append(self._detector_framed(train, paths, faces))
         if options:
-            parts.append(self._synthetic(train, paths, faces, margins))
+            parts.append(self._synthetic(paths, faces, train.labels.tolist(), margins))
         return ImageSet.concat(parts)
 
     def _synthetic(
-        self, train: ImageSet, paths: list[Path | None], faces: list[Face | None], margins: list[float | None]
+        self,
+        paths: Sequence[Path | None],
+        faces: Sequence[Face | None],
+        labels: list[int],
+        margins: list[float | None],
     ) -> ImageSet:
-        """Masks (and, if asked, hands, beards, scarves) drawn on the training part's own photos."""
-        labels = train.labels.tolist()
+        """Masks (and, if asked, hands, beards, scarves) drawn on the faces of full-size photos."""
+        options = {key: value for key, value in self.hparams.synthetic.items() if key != "real_faces"}
 
         def draw() -> np.ndarray:  # one array for the cache: each row a flattened image and its label
-            images, new_labels = synthesize(paths, faces, labels, margins=margins, **self.hparams.synthetic)
-            return np.concatenate([images.reshape(len(images), -1), new_labels[:, None].astype(np.uint8)], 1)
+            images, new_labels = synthesize(paths, faces, labels, margins=margins, **options)
+            return np.concatenate(
+                [images.reshape(len(images), 28 * 28), new_labels[:, None].astype(np.uint8)], 1
+            )
 
-        key = [paths, labels, self.hparams.synthetic, margins, VERSION]
+        key = [paths, labels, options, margins, VERSION, [face and face.box for face in faces]]
         rows = cached(self.hparams.cache_dir, "synthetic", key, draw)
         new_labels = torch.from_numpy(rows[:, -1].astype(np.int64))
         info_once(
@@ -303,7 +339,7 @@ class MaskDataModule(LightningDataModule):
         return ImageSet(
             torch.from_numpy(rows[:, :-1].reshape(-1, 1, 28, 28).copy()),
             new_labels,
-            [Path(self.hparams.photos) / "synthetic" / f"{i}.png" for i in range(len(rows))],
+            [Path(self.hparams.photos or "") / "synthetic" / f"{i}.png" for i in range(len(rows))],
         )
 
     def _detector_framed(

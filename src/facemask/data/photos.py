@@ -150,14 +150,13 @@ def read_boxes(csv_path: str | Path, photos: str | Path) -> list[tuple[Path, tup
     return rows
 
 
-def photo_set(
+def labelled_faces(
     photos: str | Path,
     boxes: str | Path | None = None,
     cache_dir: str | Path | None = None,
     skip_bad_files: bool = False,
-) -> ImageSet:
-    """Labelled full-size photos as the deployed system sees them: each face CenterFace finds, cut with the
-    default margin, in 28x28.
+) -> list[tuple[Path, int, Face]]:
+    """(photo, class index, detected face) of every labelled face of a photo set that CenterFace finds.
 
     Without ``boxes``, ``photos`` holds class folders and each photo's largest face is its label's face; with
     a boxes CSV, each annotated face is the detected face holding its centre (``matching_face``). Photos or
@@ -189,12 +188,29 @@ def photo_set(
             len(wanted) - len(found),
             len(wanted),
         )
+    return found
+
+
+def photo_set(
+    photos: str | Path,
+    boxes: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    skip_bad_files: bool = False,
+) -> ImageSet:
+    """Labelled full-size photos as the deployed system sees them: each face CenterFace finds
+    (``labelled_faces``), cut with the default margin, in 28x28."""
+    return framed_faces(labelled_faces(photos, boxes, cache_dir, skip_bad_files))
+
+
+def framed_faces(found: Sequence[tuple[Path, int, Face]], margin: float = DEFAULT_MARGIN) -> ImageSet:
+    """(photo, class index, face) rows as 28x28 images cut as ``facemask detect`` cuts a face (with
+    ``margin`` around the detector's box)."""
     decoded: dict[Path, Image.Image] = {}
     images = []
     for path, _, face in found:  # a photo with several faces is decoded once
         if path not in decoded:
             decoded = {path: open_image(path)}
-        images.append(framed(decoded[path], face))
+        images.append(framed(decoded[path], face, margin))
     return ImageSet(
         torch.from_numpy(np.stack(images)).unsqueeze(1),
         torch.tensor([label for _, label, _ in found]),

@@ -1,7 +1,8 @@
 """Operating point and calibration: which threshold on P(WithMask) to use, and how far to trust the scores.
 
 The bank decides which error costs more, so the threshold is chosen on the validation split to meet a
-target precision (or recall) of WithMask, then used on every other split.
+target precision (or recall) of WithMask, then used on every other split. Where the bar is set on both (the
+bank's: precision and recall above 98%), ``balanced`` chooses the threshold whose lower one is highest.
 
 Threshold rule: a face is predicted WithMask when P(WithMask) > threshold, as torchmetrics'
 ``threshold=`` does. The thresholds returned here lie halfway between two validation scores, so ``>=``
@@ -31,19 +32,28 @@ OTHER_METRIC = {"precision": "recall", "recall": "precision"}
 
 
 def threshold_for(
-    probs: Tensor, labels: Tensor, metric: str = "precision", target: float = 0.99, warn: bool = True
+    probs: Tensor,
+    labels: Tensor,
+    metric: str = "precision",
+    target: float | None = 0.99,
+    warn: bool = True,
 ) -> float:
-    """The threshold on P(WithMask) that meets ``metric >= target`` on these scores with the other metric highest.
+    """The threshold on P(WithMask) that meets ``metric >= target`` on these scores with the other metric highest;
+    with ``metric="balanced"`` (``target`` unused), the one where min(precision, recall) is highest.
 
-    Ties in the other metric go to the threshold with the higher ``metric``: at equal recall, fewer false
-    positives. If no threshold meets the target, the one that comes closest is returned, with a warning
-    (``warn=False``: at debug level, for the early epochs of training).
+    Ties in the other metric go to the threshold with the higher ``metric`` (balanced: the higher precision):
+    at equal recall, fewer false positives. If no threshold meets the target, the one that comes closest is
+    returned, with a warning (``warn=False``: at debug level, for the early epochs of training).
     """
-    if metric not in OTHER_METRIC:
-        raise ValueError(f"metric must be one of {sorted(OTHER_METRIC)}, got {metric!r}")
+    if metric not in (*OTHER_METRIC, "balanced"):
+        raise ValueError(f"metric must be one of {sorted(OTHER_METRIC)} or 'balanced', got {metric!r}")
     precision, recall, scores = binary_precision_recall_curve(probs, labels.long())
     # The curve's last point (precision 1, recall 0) predicts nothing and has no threshold.
     curves = {"precision": precision[:-1], "recall": recall[:-1]}
+    if metric == "balanced":
+        lower = torch.minimum(curves["precision"], curves["recall"])
+        best = best_index(lower, curves["precision"], torch.ones_like(lower, dtype=torch.bool))
+        return decision_thresholds(scores)[best].item()
     chosen, other = curves[metric], curves[OTHER_METRIC[metric]]
     met = chosen >= target
     if met.any():

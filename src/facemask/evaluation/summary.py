@@ -22,6 +22,8 @@ TABLE_METRICS = (
     "test/f1",
     "test/auroc",
     "val/acc",
+    "val_real/acc",
+    "val/threshold",
     "realworld/acc",
     "realworld/precision",
     "realworld/recall",

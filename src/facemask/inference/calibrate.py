@@ -77,34 +77,40 @@ class Calibration:
     faces: int
 
     def lines(self) -> list[str]:
-        other = OTHER_METRIC[self.metric]
-        lines = [f"{self.faces} labelled faces; target {self.metric} >= {self.target}"]
+        if self.metric == "balanced":
+            shown, goal = ("precision", "recall"), "balanced precision and recall"
+        else:
+            shown, goal = (self.metric, OTHER_METRIC[self.metric]), f"{self.metric} >= {self.target}"
+        lines = [f"{self.faces} labelled faces; target {goal}"]
         for label, threshold, scores in (
             ("before", self.before, self.rates_before),
             ("after ", self.after, self.rates_after),
         ):
-            lines.append(f"{label} threshold {threshold:.4f}: {scores[self.metric]}  {scores[other]}")
-        chosen = self.rates_after[self.metric]
+            lines.append(f"{label} threshold {threshold:.4f}: {scores[shown[0]]}  {scores[shown[1]]}")
+        # the rate the target is set on; balanced: the lower of the two
+        chosen = min((self.rates_after[name] for name in shown), key=lambda rate: rate.value)
+        chosen = chosen if self.metric == "balanced" else self.rates_after[self.metric]
         low, high = wilson(chosen.hits, chosen.n)
-        if low < self.target:
+        if self.target is not None and low < self.target:
             lines.append(
                 f"warning: the 95% interval of {self.metric} reaches down to {low:.4f}, below the target: "
                 "label more faces before trusting it"
             )
         for half_width in (0.02, 0.01):
             lines.append(
-                f"for {self.metric} ± {half_width:.0%}: about {chosen.more_faces_for(half_width)} more labelled "
+                f"for {chosen.name} ± {half_width:.0%}: about {chosen.more_faces_for(half_width)} more labelled "
                 f"faces (now ± {(high - low) / 2:.2%})"
             )
         return lines
 
 
 def calibrate(
-    probs: np.ndarray, labels: np.ndarray, before: float, metric: str, target: float
+    probs: np.ndarray, labels: np.ndarray, before: float, metric: str, target: float | None
 ) -> Calibration:
-    """The threshold meeting ``metric >= target`` on these faces, and the scores before and after."""
-    if metric not in OTHER_METRIC:
-        raise FacemaskError(f"--target {metric}=...: expected precision or recall")
+    """The threshold meeting ``metric >= target`` on these faces (``balanced``: the lower of precision and
+    recall highest), and the scores before and after."""
+    if metric not in (*OTHER_METRIC, "balanced"):
+        raise FacemaskError(f"--target {metric}=...: expected precision or recall (or balanced)")
     if len(set(labels.tolist())) < 2:
         raise FacemaskError("calibration needs labelled faces of both classes (WithMask and WithoutMask)")
     after = threshold_for(torch.from_numpy(probs), torch.from_numpy(labels), metric, target)
@@ -156,9 +162,11 @@ def run_calibration(
     """Score the site's faces with ``model``, refit its threshold for ``target``, write the calibrated copy."""
     metric, _, value = target.partition("=")
     try:
-        goal = float(value)
+        goal = None if target == "balanced" else float(value)
     except ValueError:
-        raise FacemaskError(f"--target {target!r}: expected METRIC=VALUE, e.g. precision=0.98") from None
+        raise FacemaskError(
+            f"--target {target!r}: expected METRIC=VALUE, e.g. precision=0.98, or balanced"
+        ) from None
     classifier = load_classifier(model)
     faces, labels = labelled_faces(folder, detect, boxes)
     result = calibrate(classifier.predict_proba(faces), labels, classifier.threshold, metric, goal)
