@@ -26,7 +26,6 @@ from facemask.data.photos import (
     labelled_faces,
     largest_faces,
     photo_paths,
-    photo_set,
 )
 from facemask.data.synthesize import VERSION, synthesize
 from facemask.errors import FacemaskError
@@ -236,7 +235,7 @@ class MaskDataModule(LightningDataModule):
         }.items():
             if self._exists(name, photo_folder(spec)):
                 self.roots[name] = photo_folder(spec)
-                self.sets[name] = self._photo_set(spec)
+                self.sets[name] = framed_faces(self._labelled_faces(spec))  # as ``facemask detect`` cuts
         self._pool_validation()
         info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
 
@@ -249,10 +248,10 @@ class MaskDataModule(LightningDataModule):
             return False
         return True
 
-    def _photo_set(self, spec: PhotoSpec) -> ImageSet:
-        """Labelled full-size photos cut the way ``facemask detect`` cuts a face (``photos.photo_set``)."""
+    def _labelled_faces(self, spec: PhotoSpec) -> list[tuple[Path, int, Face]]:
+        """(photo, class index, detected face) of each labelled face of a photo spec (``photos.labelled_faces``)."""
         photos, boxes = (spec, None) if isinstance(spec, str) else (spec["photos"], spec.get("boxes"))
-        return photo_set(photos, boxes, self.hparams.cache_dir, self.hparams.skip_bad_files)
+        return labelled_faces(photos, boxes, self.hparams.cache_dir, self.hparams.skip_bad_files)
 
     def _pool_validation(self) -> None:
         """With extra validation sets, ``val`` becomes the pool of ``val_pool`` (default: all of them and the
@@ -274,8 +273,7 @@ class MaskDataModule(LightningDataModule):
             folder = photo_folder(spec)
             if folder is None or not folder.is_dir():
                 raise DatasetError(f"{folder}: real training photos not found (data.real_photos.{name})")
-            photos, boxes = (spec, None) if isinstance(spec, str) else (spec["photos"], spec.get("boxes"))
-            found = labelled_faces(photos, boxes, self.hparams.cache_dir, self.hparams.skip_bad_files)
+            found = self._labelled_faces(spec)
             info_once(
                 "real training faces %s: %d with a mask, %d without (margins %s, each seen %d times an epoch)",
                 name,

@@ -77,19 +77,18 @@ class Calibration:
     faces: int
 
     def lines(self) -> list[str]:
-        if self.metric == "balanced":
+        if self.metric == "balanced":  # the target is on the lower of the two
             shown, goal = ("precision", "recall"), "balanced precision and recall"
+            chosen = min(self.rates_after.values(), key=lambda rate: rate.value)
         else:
             shown, goal = (self.metric, OTHER_METRIC[self.metric]), f"{self.metric} >= {self.target}"
+            chosen = self.rates_after[self.metric]
         lines = [f"{self.faces} labelled faces; target {goal}"]
         for label, threshold, scores in (
             ("before", self.before, self.rates_before),
             ("after ", self.after, self.rates_after),
         ):
             lines.append(f"{label} threshold {threshold:.4f}: {scores[shown[0]]}  {scores[shown[1]]}")
-        # the rate the target is set on; balanced: the lower of the two
-        chosen = min((self.rates_after[name] for name in shown), key=lambda rate: rate.value)
-        chosen = chosen if self.metric == "balanced" else self.rates_after[self.metric]
         low, high = wilson(chosen.hits, chosen.n)
         if self.target is not None and low < self.target:
             lines.append(
