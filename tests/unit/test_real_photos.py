@@ -182,3 +182,5 @@ def test_real_faces_repeat_reframe_and_get_masks_drawn_on_their_bare_faces(
     np.testing.assert_array_equal(again.sets["train"].images.numpy(), drawn.images.numpy())
     with pytest.raises(FacemaskError, match=r"data\.real_repeat=0: expected a whole number >= 1"):
         MaskDataModule(str(tmp_path), real_repeat=0)
+    with pytest.raises(FacemaskError, match=r"data\.real_margins=\[0\.1, -0\.2\]: expected margins >= 0"):
+        MaskDataModule(str(tmp_path), real_margins=[0.1, -0.2])

@@ -184,6 +184,10 @@ class MaskDataModule(LightningDataModule):
             )
         if real_repeat < 1:
             raise FacemaskError(f"data.real_repeat={real_repeat}: expected a whole number >= 1")
+        if not all(isinstance(m, int | float) and m >= 0 for m in real_margins or ()):
+            raise FacemaskError(
+                f"data.real_margins={real_margins}: expected margins >= 0 (fractions of the box)"
+            )
         if framing not in FRAMINGS:
             raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
         self.save_hyperparameters(logger=False, ignore=["augment"])
