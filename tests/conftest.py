@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from facemask.train import CONFIG_DIR
+from facemask.runs import CONFIG_DIR
 from tests.synthetic import make_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,11 +26,11 @@ from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 from rich.table import Table
 
-from facemask.data.images import IMAGE_SUFFIXES, load_frame
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import load_classifier
-from facemask.inference.faces import CenterFace
 from facemask.inference.realtime import open_source, run_detection
+from facemask.vision.faces import CenterFace
+from facemask.vision.images import IMAGE_SUFFIXES, load_frame
 
 FRAME = (640, 480)
 DEFAULT_PHOTOS = Path("../shared/data/photos")
@@ -83,12 +83,13 @@ def classifier_figures(model: Path, repeats: int) -> dict[str, float]:
 
 def detect_figures(model: Path, video: Path, args: argparse.Namespace) -> dict[str, float]:
     """End-to-end FPS in this process, and the peak memory of ``facemask detect`` run on its own."""
-    detector = CenterFace(args.detector_width, args.min_score)
-    summary = run_detection(
-        open_source(str(video)), detector, load_classifier(model, args.threads), margin=args.margin
-    )
+    from facemask.cli import make_cropper
+
+    classifier = load_classifier(model, args.threads)
+    summary = run_detection(open_source(str(video)), make_cropper(args, classifier), classifier)
+    margin = ["--margin", str(args.margin)] if args.margin is not None else []
     command = [sys.executable, "-m", "facemask.cli", "detect", str(model), "--source", str(video),
-               "--detector-width", str(args.detector_width), "--margin", str(args.margin)]  # fmt: skip
+               "--detector-width", str(args.detector_width), *margin]  # fmt: skip
     peak = subprocess.run(
         [sys.executable, "-c", PEAK_RSS, *command], capture_output=True, text=True, check=True
     )
@@ -103,7 +104,7 @@ def compose_train(output_dir: Path, *overrides: str):
     """The train.py config (defaults + ``overrides``) writing into ``output_dir``."""
     from hydra import compose, initialize_config_dir
 
-    from facemask.train import CONFIG_DIR
+    from facemask.runs import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose("train.yaml", overrides=[f"paths.output_dir={output_dir}", *overrides])

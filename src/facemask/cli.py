@@ -18,15 +18,8 @@ DETECTOR_WIDTH = 320  # CenterFace input width: ~20 px faces in 640x480, fast en
 def add_detector_options(parser: argparse.ArgumentParser, threads: int = 1) -> None:
     """Detector and classifier flags. Classifier threads default to 1 where frames come one by one: a
     frame's few faces gain nothing from more, and the detector needs the other cores."""
-    from facemask.inference.faces import DEFAULT_MARGIN
-
     group = parser.add_argument_group("face detector")
-    group.add_argument(
-        "--margin",
-        type=float,
-        default=DEFAULT_MARGIN,
-        help="context around each face box, fraction of its size (default %(default)s)",
-    )
+    add_margin_option(group)
     group.add_argument(
         "--detector-width",
         type=int,
@@ -44,10 +37,24 @@ def add_detector_options(parser: argparse.ArgumentParser, threads: int = 1) -> N
     )
 
 
-def make_detector(args: argparse.Namespace):
-    from facemask.inference.faces import CenterFace
+def add_margin_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="context around each face box, fraction of its size (default: the margin the model was "
+        "trained with, recorded in it; another value warns)",
+    )
 
-    return CenterFace(input_width=args.detector_width, score_threshold=args.min_score)
+
+def make_cropper(args: argparse.Namespace, classifier):
+    """The face detector, with the model's own crop margin (or the --margin override)."""
+    from facemask.inference.classifier import crop_margin
+    from facemask.vision.crops import FaceCropper
+    from facemask.vision.faces import CenterFace
+
+    detector = CenterFace(input_width=args.detector_width, score_threshold=args.min_score)
+    return FaceCropper(detector, crop_margin(classifier, args.margin, args.model))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -60,8 +67,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = list(image_files(args.paths))
     if not files:
         raise FacemaskError(f"no image files in {' '.join(args.paths)}")
-    detector = make_detector(args) if args.detect else None
-    rows, errors = predict_files(classifier, files, detector, args.margin, progress=sys.stderr.isatty())
+    cropper = make_cropper(args, classifier) if args.detect else None
+    rows, errors = predict_files(classifier, files, cropper, progress=sys.stderr.isatty())
     render(rows, args.format, Console(width=None if sys.stdout.isatty() else 1000))  # pipes: whole paths
     if args.detect:
         found = len({row.file for row in rows if row.face is not None})
@@ -81,7 +88,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from facemask.inference.realtime import VIDEO_SUFFIXES, open_source, run_detection
 
     classifier = load_classifier(args.model, args.threads)
-    detector = make_detector(args)
+    cropper = make_cropper(args, classifier)
     source = open_source(args.source)
     output = Path(args.output) if args.output else None
     log_path = Path(args.log) if args.log else None
@@ -94,9 +101,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") if log_path else contextlib.nullcontext() as log:
-        summary = run_detection(
-            source, detector, classifier, output, log, args.show, args.margin, args.max_frames
-        )
+        summary = run_detection(source, cropper, classifier, output, log, args.show, args.max_frames)
     ending = "interrupted" if summary.interrupted else "done"
     print(
         json.dumps(
@@ -122,18 +127,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     classifier = load_classifier(args.model, args.threads)
     app = create_app(
-        classifier, make_detector(args), Path(args.model).name, args.margin, int(args.max_upload_mb * 2**20)
+        classifier, make_cropper(args, classifier), Path(args.model).name, int(args.max_upload_mb * 2**20)
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from facemask.data.datamodule import find_split, resolve_root
     from facemask.data.folder import load_image_folder
+    from facemask.data.root import find_root, find_split
     from facemask.inference.export import check_parity, export_onnx
 
-    test = find_split(resolve_root(args.data), "Test")  # first: no ONNX file written without its check
+    test = find_split(find_root(args.data), "Test")  # first: no ONNX file written without its check
     output = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
     export_onnx(args.checkpoint, output)
     print(f"wrote {output}")
@@ -146,7 +151,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from facemask.inference.calibrate import run_calibration
 
     result, written = run_calibration(
-        args.model, args.folder, args.target, args.detect, args.boxes, args.output
+        args.model, args.folder, args.target, args.detect, args.boxes, args.output, args.margin
     )
     print("\n".join(result.lines()))
     print(f"wrote {written}")
@@ -236,6 +241,7 @@ def parser() -> argparse.ArgumentParser:
         help="METRIC=VALUE, or balanced: precision and recall alike (default %(default)s)",
     )
     p.add_argument("--output", help="the calibrated copy (default: MODEL-calibrated with its suffix)")
+    add_margin_option(p)
     p.set_defaults(run=cmd_calibrate)
 
     data = commands.add_parser("data", help="get the dataset: prepare photos, or download the public source")

@@ -16,7 +16,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from facemask.errors import FacemaskError, exit_on_user_error
 from facemask.evaluation.tables import aggregate, markdown_table, write_csv
-from facemask.train import CONFIG_DIR, SCORE_ORDER, train
+from facemask.runs import CONFIG_DIR, SCORE_ORDER, add_scalars, write_table
+from facemask.train import train
 
 log = logging.getLogger(__name__)
 SCORES = [name for name in SCORE_ORDER if name != "loss"]
@@ -58,12 +59,10 @@ def record(output_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any]
     columns = ["fold", *(f"crossval/{s}" for s in SCORES), "test/acc"]
     write_csv(output_dir / "crossval.csv", [*rows, summary])
     markdown = markdown_table([*rows, summary], columns)
-    (output_dir / "crossval.md").write_text(markdown)
     with SummaryWriter(output_dir / "tensorboard") as writer:
         for row in rows:
-            for name in columns[1:]:
-                writer.add_scalar(name, row[name], row["fold"])
-        writer.add_text("crossval/summary", markdown)
+            add_scalars(writer, {name: row[name] for name in columns[1:]}, row["fold"])
+        write_table(output_dir, "crossval", markdown, writer)
     log.info("cross-validation (%s):\n%s", output_dir / "crossval.csv", markdown)
 
 

@@ -7,7 +7,6 @@ Grad-CAM sheet. All in the run folder (metrics.json, evaluation.md, figures/, ro
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,15 +27,16 @@ from torchmetrics.functional.classification import (
 
 from facemask.data.folder import CLASSES, ImageSet
 from facemask.errors import exit_on_user_error
+from facemask.evaluation.batches import predict_in_batches
 from facemask.evaluation.calibration import expected_calibration_error, operating_point
 from facemask.evaluation.figures import confusion_matrix_figure, pr_figure, reliability_figure, roc_figure
 from facemask.evaluation.gradcam import default_layer, grad_cam, gradcam_figure
 from facemask.evaluation.groups import group_accuracy
 from facemask.evaluation.hard_negatives import hard_negative_report
-from facemask.evaluation.robustness import predict_in_batches, robustness_report
+from facemask.evaluation.robustness import robustness_report
 from facemask.evaluation.tables import markdown_table
 from facemask.module import MaskClassifier, load_checkpoint
-from facemask.train import CONFIG_DIR, check_writable
+from facemask.runs import CONFIG_DIR, add_scalars, check_writable, write_metrics, write_table
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         sheet = gradcam_sheet(model, datamodule.sets["test"], cfg.gradcam_images, threshold)
         sheet.savefig(figures_dir / "gradcam.png", dpi=100, bbox_inches="tight")
         writer.add_figure("test/gradcam", sheet, close=True)
-        for key, value in metrics.items():
-            if isinstance(value, float):
-                writer.add_scalar(key, value)
+        add_scalars(writer, metrics)
     if cfg.robustness:
         test = datamodule.sets["test"]
         robustness_report(
@@ -121,7 +119,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 def record(output_dir: Path, metrics: dict[str, Any], splits: list[str]) -> None:
     """metrics.json and evaluation.md: one row per split, at the operating threshold and at 0.5."""
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(output_dir, metrics)
     columns = [
         "acc",
         "precision",
@@ -136,7 +134,7 @@ def record(output_dir: Path, metrics: dict[str, Any], splits: list[str]) -> None
     ]
     rows = [{"split": split, **{c: metrics[f"{split}/{c}"] for c in columns}} for split in splits]
     table = markdown_table(rows, ["split", *columns])
-    (output_dir / "evaluation.md").write_text(f"Threshold {metrics['threshold']:.4f}\n\n{table}")
+    write_table(output_dir, "evaluation", f"Threshold {metrics['threshold']:.4f}\n\n{table}")
     log.info("evaluation of %s at threshold %.4f:\n%s", metrics["ckpt_path"], metrics["threshold"], table)
 
 

@@ -30,6 +30,7 @@ from facemask.data.folder import CLASSES
 from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import threshold_for
 from facemask.evaluation.figures import confusion_matrix_figure, roc_figure
+from facemask.vision.crops import DEFAULT_MARGIN
 
 
 class LossNotFinite(FacemaskError, FloatingPointError):
@@ -76,7 +77,9 @@ class MaskClassifier(LightningModule):
     ``net``, ``optimizer`` and ``scheduler`` arrive as Hydra configs (``_recursive_: false`` in
     ``conf/model``) and are stored in the checkpoint's hyperparameters, so a checkpoint alone rebuilds
     the model: ``MaskClassifier.load_from_checkpoint(path)``. A ready ``nn.Module`` works too (tests).
-    Normalisation lives in the model, not the data pipeline, so that exported models carry it.
+    Normalisation lives in the model, not the data pipeline, so that exported models carry it; so does
+    ``margin``, the crop margin around the detector's box its faces were cut with (``data.margin``), which
+    predict, detect, serve and calibrate cut faces with.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class MaskClassifier(LightningModule):
         std: float = 0.5,
         operating_point: Mapping[str, Any] | None = None,
         flip_tta: bool = False,
+        margin: float = DEFAULT_MARGIN,
     ) -> None:
         super().__init__()
         configs = {
@@ -98,6 +102,7 @@ class MaskClassifier(LightningModule):
             "std": std,
             "operating_point": operating_point,
             "flip_tta": flip_tta,
+            "margin": margin,
         }
         self.save_hyperparameters(
             {key: plain(value) for key, value in configs.items() if not isinstance(value, nn.Module)},
@@ -127,6 +132,11 @@ class MaskClassifier(LightningModule):
         if self.hparams.get("flip_tta") and not self.training:
             return (self.net(x) + self.net(x.flip(-1))) / 2
         return self.net(x)
+
+    @property
+    def margin(self) -> float:
+        """The crop margin to cut faces with (checkpoints before it was recorded: the default)."""
+        return float(self.hparams.get("margin", DEFAULT_MARGIN))
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:

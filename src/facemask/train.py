@@ -6,7 +6,6 @@ TensorBoard events, ``metrics.json`` and figures.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import warnings
@@ -21,12 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from facemask.errors import FacemaskError, exit_on_user_error
+from facemask.errors import exit_on_user_error
+from facemask.evaluation.batches import predict_in_batches
 from facemask.evaluation.figures import curves_figure
 from facemask.evaluation.groups import find_labels, group_accuracy
-from facemask.evaluation.robustness import predict_in_batches
 from facemask.evaluation.tensorboard import read_scalars
 from facemask.models.profile import count_macs, count_parameters
+from facemask.runs import CONFIG_DIR, SCORE_ORDER, check_writable, write_metrics
 
 log = logging.getLogger(__name__)
 # Lightning 2.6 on torch 2.14 warns about its own pytree use at every fit/validate/test: noise for users.
@@ -34,8 +34,6 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # Under DDP Lightning suggests sync_dist for epoch-level logs; MaskClassifier logs torchmetrics results that
 # are already gathered across processes (a second reduction would only cost time).
 warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
-SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -46,7 +44,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_writable(output_dir)
 
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, operating_point=cfg.get("operating_point"))
+    model = instantiate(
+        cfg.model, operating_point=cfg.get("operating_point"), margin=datamodule.hparams.margin
+    )
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # null: switched off
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
@@ -111,20 +111,9 @@ def per_group_scores(model: L.LightningModule, datamodule: L.LightningDataModule
     return scores
 
 
-def check_writable(output_dir: Path) -> None:
-    """Fail before training, not at the first checkpoint, when the run folder cannot be written."""
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise FacemaskError(f"{output_dir}: run folder is not writable ({err.strerror})") from err
-
-
 def record_run(output_dir: Path, metrics: dict[str, float], cfg: DictConfig, logger: Any) -> None:
     """metrics.json, the curves figure, and the hyperparameters beside their final metrics in TensorBoard."""
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_metrics(output_dir, metrics)
     if not isinstance(logger, TensorBoardLogger):
         return
     scalars = read_scalars(logger.log_dir)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facemask.data.images import load_image
 from facemask.data.photos import largest_faces
 from facemask.data.synthesize import synthesize
+from facemask.vision.images import load_image
 from tests.cli import run_train
 from tests.conftest import MASK28, SHARED_DATA, SHARED_OVERRIDES, requires_shared
 

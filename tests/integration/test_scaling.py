@@ -68,7 +68,7 @@ def test_joblib_launcher_runs_two_jobs_in_parallel(tmp_path: Path) -> None:
 def test_slurm_launcher_config_composes_and_validates(train_cfg) -> None:
     from hydra import compose, initialize_config_dir
 
-    from facemask.train import CONFIG_DIR
+    from facemask.runs import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from facemask.data.datamodule import MaskDataModule, resolve_root, stratified_fold, stratified_split
+from facemask.data.datamodule import MaskDataModule
+from facemask.data.root import find_root
+from facemask.data.splits import stratified_fold, stratified_split
 from facemask.data.folder import CLASSES, DatasetError, load_image_folder
-from facemask.data.images import ImageError
 from facemask.errors import FacemaskError
+from facemask.vision.images import ImageError
 from tests.synthetic import make_image_folder
 
 
@@ -85,9 +87,9 @@ def test_missing_split_is_named(tmp_path: Path) -> None:
 def test_missing_dataset_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FACEMASK_DATA", raising=False)
     with pytest.raises(DatasetError, match=r"dataset not found .*nowhere.*data.root=PATH or FACEMASK_DATA"):
-        resolve_root(str(tmp_path / "nowhere"))
+        find_root(str(tmp_path / "nowhere"))
     monkeypatch.setenv("FACEMASK_DATA", str(tmp_path))
-    assert resolve_root(None) == tmp_path
+    assert find_root(None) == tmp_path
 
 
 def test_stratified_split_keeps_class_shares_and_is_deterministic() -> None:

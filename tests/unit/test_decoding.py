@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from facemask.data.images import ImageError, load_frame, load_image
+from facemask.vision.images import ImageError, load_frame, load_image
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -18,9 +18,10 @@ from facemask.data.folder import load_image_folder
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import OnnxClassifier, TorchClassifier, load_classifier
 from facemask.inference.export import check_parity, export_onnx
-from facemask.inference.faces import CenterFace, Face, crop_box, face_crops
 from facemask.inference.predict import image_files, predict_files, render
 from facemask.inference.realtime import Source, open_source, run_detection
+from facemask.vision.crops import FaceCropper, crop_box
+from facemask.vision.faces import CenterFace, Face
 from tests.synthetic import face, tiny_checkpoint
 
 
@@ -63,10 +64,10 @@ def test_crop_box_grows_by_margin_and_clips_to_frame() -> None:
 def test_face_crops_convert_like_the_dataset() -> None:
     rgb = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     frame = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    crops = face_crops(frame, [Face((10, 20, 50, 70), 0.9)], margin=0.0)
+    crops = FaceCropper(margin=0.0).crops(frame, [Face((10, 20, 50, 70), 0.9)])
     expected = Image.fromarray(rgb[20:70, 10:50]).convert("L").resize((28, 28), Image.Resampling.LANCZOS)
     np.testing.assert_array_equal(crops[0], np.asarray(expected))
-    assert face_crops(frame, []).shape == (0, 28, 28)
+    assert FaceCropper().crops(frame, []).shape == (0, 28, 28)
 
 
 def test_onnx_export_matches_the_checkpoint(models: dict[str, Path]) -> None:
@@ -152,7 +153,7 @@ def test_detection_loop_writes_video_and_log(tmp_path: Path, models: dict[str, P
     video = write_video(tmp_path / "in.mp4", 12)
     log = io.StringIO()
     summary = run_detection(
-        open_source(str(video)), CentreFace(), load_classifier(models["onnx"]), tmp_path / "out.mp4", log
+        open_source(str(video)), FaceCropper(CentreFace()), load_classifier(models["onnx"]), tmp_path / "out.mp4", log
     )
     assert (summary.frames, summary.faces, summary.interrupted) == (12, 12, False)
     capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
@@ -172,7 +173,7 @@ def test_interrupt_finalises_the_video(tmp_path: Path, models: dict[str, Path]) 
             yield item
 
     summary = run_detection(
-        Source(frames(), 10.0, True), CentreFace(), load_classifier(models["onnx"]), tmp_path / "out.mp4"
+        Source(frames(), 10.0, True), FaceCropper(CentreFace()), load_classifier(models["onnx"]), tmp_path / "out.mp4"
     )
     assert summary.interrupted and summary.frames == 5
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 5

@@ -15,9 +15,9 @@ from PIL import Image
 
 from facemask.data.download import download
 from facemask.data.folder import DatasetError, load_image_folder
-from facemask.data.images import load_image
 from facemask.data.prepare import prepare
 from facemask.errors import FacemaskError
+from facemask.vision.images import load_image
 from tests.synthetic import face
 
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-import facemask.inference.faces as faces
+import facemask.vision.faces as faces
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import DatasetError
-from facemask.data.photos import framed, photo_set
+from facemask.data.photos import framed_faces, labelled_faces
+from facemask.vision.crops import FaceCropper
 from facemask.errors import FacemaskError
 from facemask.module import MaskClassifier
 from tests.synthetic import ADAM, TINY_NET, fit, make_image_folder
@@ -65,14 +66,14 @@ def test_annotated_faces_are_the_detected_faces_holding_their_centre(
     monkeypatch.setattr(faces, "CenterFace", TwoFaces)
     photos = annotated_photos(tmp_path)
     with caplog.at_level(logging.WARNING):
-        faces_set = photo_set(photos, tmp_path / "boxes.csv", tmp_path / "cache")
+        faces_set = framed_faces(labelled_faces(photos, tmp_path / "boxes.csv", tmp_path / "cache"))
     assert faces_set.labels.tolist() == [1, 0] * 3, "the miss is left out, never relabelled"
     assert "missed 3 of 9 labelled faces" in caplog.text
     photo = Image.open(photos / "0.jpg")
     for image, box in zip(faces_set.images[:2, 0].numpy(), (LEFT, RIGHT), strict=True):
-        np.testing.assert_array_equal(image, framed(photo, faces.Face(box, 1.0)))
+        np.testing.assert_array_equal(image, FaceCropper().crop(photo, faces.Face(box, 1.0)))
     monkeypatch.setattr(faces, "CenterFace", None)  # a cache hit needs no detector
-    again = photo_set(photos, tmp_path / "boxes.csv", tmp_path / "cache")
+    again = framed_faces(labelled_faces(photos, tmp_path / "boxes.csv", tmp_path / "cache"))
     np.testing.assert_array_equal(again.images.numpy(), faces_set.images.numpy())
 
 
@@ -81,12 +82,12 @@ def test_a_boxes_csv_that_is_wrong_says_where(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("file,x0,y0,x1,y1\nphotos/0.jpg,1,2,3,4\n")
     with pytest.raises(DatasetError, match=r"bad\.csv: missing column\(s\) class"):
-        photo_set(photos, bad)
+        labelled_faces(photos, bad)
     bad.write_text("file,x0,y0,x1,y1,class\nphotos/0.jpg,1,2,3,4,hat\n")
     with pytest.raises(DatasetError, match=r"bad\.csv:2: unknown class 'hat'"):
-        photo_set(photos, bad)
+        labelled_faces(photos, bad)
     with pytest.raises(DatasetError, match=r"nothing\.csv: boxes CSV not found"):
-        photo_set(photos, tmp_path / "nothing.csv")
+        labelled_faces(photos, tmp_path / "nothing.csv")
 
 
 def real_datamodule(tmp_path: Path, **options: object) -> MaskDataModule:
@@ -162,7 +163,7 @@ def test_real_faces_repeat_reframe_and_get_masks_drawn_on_their_bare_faces(
     np.testing.assert_array_equal(two_framings.images[-6:], plain.images[-6:])
     photo = Image.open(tmp_path / "d" / "real" / "photos" / "0.jpg")
     np.testing.assert_array_equal(
-        two_framings.images[16, 0].numpy(), framed(photo, faces.Face(LEFT, 1.0), 0.1)
+        two_framings.images[16, 0].numpy(), FaceCropper(margin=0.1).crop(photo, faces.Face(LEFT, 1.0))
     )
     options = {"per_face": 2, "reshaded": 1, "seed": 0, "real_faces": True}
     no_photos = tmp_path / "train-photos"  # the split's own photos: none here, so nothing drawn on them
@@ -182,5 +183,5 @@ def test_real_faces_repeat_reframe_and_get_masks_drawn_on_their_bare_faces(
     np.testing.assert_array_equal(again.sets["train"].images.numpy(), drawn.images.numpy())
     with pytest.raises(FacemaskError, match=r"data\.real_repeat=0: expected a whole number >= 1"):
         MaskDataModule(str(tmp_path), real_repeat=0)
-    with pytest.raises(FacemaskError, match=r"data\.real_margins=\[0\.1, -0\.2\]: expected margins >= 0"):
+    with pytest.raises(FacemaskError, match=r"data\.real_margins=\[0\.1, -0\.2\]: -0\.2 is not a margin"):
         MaskDataModule(str(tmp_path), real_margins=[0.1, -0.2])

@@ -10,12 +10,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-import facemask.inference.faces as faces
+import facemask.vision.faces as faces
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import CLASSES, DatasetError
-from facemask.data.images import ImageError
 from facemask.data.occluders import OCCLUDERS, draw_occluder
-from facemask.data.photos import framed as framed_image
+from facemask.vision.crops import FaceCropper
 from facemask.data.synthesize import (
     KINDS,
     draw_mask,
@@ -26,6 +25,7 @@ from facemask.data.synthesize import (
     synthesize,
 )
 from facemask.errors import FacemaskError
+from facemask.vision.images import ImageError
 from tests.synthetic import make_image_folder
 
 #: A face in a 200x240 photo: eyes, nose tip, mouth corners, and its box.
@@ -188,7 +188,7 @@ def test_detector_framing_reframes_the_training_part_only(
     framed = detector_framed(root, photos, tmp_path / "cache")
     train, face = framed.sets["train"], FixedFace()(np.zeros(1))[0]
     expected = [
-        framed_image(Image.open(photos / CLASSES[label] / f"{path.stem}.jpg"), face)
+        FaceCropper().crop(Image.open(photos / CLASSES[label] / f"{path.stem}.jpg"), face)
         for path, label in zip(train.paths, train.labels.tolist(), strict=True)
     ]
     np.testing.assert_array_equal(train.images[:, 0].numpy(), np.stack(expected))
@@ -239,7 +239,7 @@ def test_a_detected_test_set_is_cut_like_detect_cuts_faces(
         "the photo without a face is left out"
     )
     frame = np.asarray(Image.open(photos / "WithMask" / "0.jpg"))[:, :, ::-1]
-    np.testing.assert_array_equal(street.images[0, 0].numpy(), faces.face_crops(frame, FixedFace()(frame))[0])
+    np.testing.assert_array_equal(street.images[0, 0].numpy(), FaceCropper(FixedFace())(frame)[1][0])
 
 
 def test_an_unreadable_photo_is_named_or_skipped_when_asked(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,19 +16,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+from facemask.data.cache import cached
 from facemask.data.folder import DatasetError, ImageSet, load_image_folder
-from facemask.data.images import open_image
-from facemask.data.photos import (
-    cached,
-    framed,
-    framed_faces,
-    labelled_faces,
-    largest_faces,
-    photo_paths,
-)
+from facemask.data.photos import framed_faces, labelled_faces, largest_faces, photo_paths
+from facemask.data.root import find_root, find_split
+from facemask.data.splits import stratified_fold, stratified_split
 from facemask.data.synthesize import VERSION, synthesize
 from facemask.errors import FacemaskError
-from facemask.inference.faces import DEFAULT_MARGIN, Face
+from facemask.vision.crops import DEFAULT_MARGIN, FaceCropper, check_margin
+from facemask.vision.faces import Face
+from facemask.vision.images import open_image
 
 log = logging.getLogger(__name__)
 info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
@@ -37,9 +33,6 @@ info_once = rank_zero_only(log.info)  # under DDP every process loads the data; 
 #: How training images are framed: as the dataset's photos, as the face detector's box plus margin
 #: (what ``facemask detect`` feeds the classifier), or both (every training image twice).
 FRAMINGS = ("dataset", "detector", "both")
-
-#: Where the dataset is looked for when neither ``data.root`` nor FACEMASK_DATA says (relative to cwd).
-DEFAULT_ROOTS = (Path("data/mask28"), Path("../shared/data/mask28"))
 
 #: Labelled full-size photos: a folder of class folders, or ``{photos: DIR, boxes: CSV}`` for annotated faces.
 PhotoSpec = str | Mapping[str, str | None]
@@ -50,65 +43,6 @@ def photo_folder(spec: PhotoSpec | None) -> Path | None:
     if spec is None:
         return None
     return Path(spec if isinstance(spec, str) else spec["photos"])
-
-
-def find_split(root: Path, name: str) -> Path:
-    """``root/Train`` or ``root/train`` (likewise Test): both spellings exist in the wild."""
-    for candidate in (root / name, root / name.lower()):
-        if candidate.is_dir():
-            return candidate
-    raise DatasetError(f"{root}: split folder {name}/ (or {name.lower()}/) is missing")
-
-
-def resolve_root(root: str | Path | None) -> Path:
-    """The dataset folder: ``root`` if given, else FACEMASK_DATA, else the first default that exists."""
-    if root is None and os.environ.get("FACEMASK_DATA"):
-        root = os.environ["FACEMASK_DATA"]
-    candidates = [Path(root)] if root is not None else list(DEFAULT_ROOTS)
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    looked = ", ".join(str(c.resolve()) for c in candidates)
-    raise DatasetError(
-        f"dataset not found (looked in: {looked}); point data.root=PATH or FACEMASK_DATA at a folder "
-        "holding Train/ and Test/ (README, section Data)"
-    )
-
-
-def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, val) indices with ``fraction`` of every class in val, the same for the same seed.
-
-    Train comes back shuffled so that unshuffled slices of it (``overfit_batches``) hold both classes.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    is_val = torch.zeros(len(labels), dtype=torch.bool)
-    for members in _shuffled_classes(labels, generator):
-        is_val[members[: round(len(members) * fraction)]] = True
-    return _train_val(is_val, generator)
-
-
-def stratified_fold(
-    labels: torch.Tensor, folds: int, fold: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, val) indices of fold ``fold`` in a stratified k-fold: over all folds, each sample is in val once."""
-    if not 0 <= fold < folds:
-        raise FacemaskError(f"data.fold={fold} is not one of the {folds} folds (0..{folds - 1})")
-    generator = torch.Generator().manual_seed(seed)
-    is_val = torch.zeros(len(labels), dtype=torch.bool)
-    for members in _shuffled_classes(labels, generator):
-        is_val[members[fold::folds]] = True  # each class dealt round-robin over the folds
-    return _train_val(is_val, generator)
-
-
-def _shuffled_classes(labels: torch.Tensor, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    for label in labels.unique(sorted=True):
-        members = (labels == label).nonzero().flatten()
-        yield members[torch.randperm(len(members), generator=generator)]
-
-
-def _train_val(is_val: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    train_idx = (~is_val).nonzero().flatten()
-    return train_idx[torch.randperm(len(train_idx), generator=generator)], is_val.nonzero().flatten()
 
 
 class EvalShard(DistributedSampler):
@@ -158,6 +92,7 @@ class MaskDataModule(LightningDataModule):
         val_pool: Sequence[str] | None = None,
         real_repeat: int = 1,
         real_margins: Sequence[float] | None = None,
+        margin: float = DEFAULT_MARGIN,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
@@ -184,10 +119,9 @@ class MaskDataModule(LightningDataModule):
             )
         if real_repeat < 1:
             raise FacemaskError(f"data.real_repeat={real_repeat}: expected a whole number >= 1")
-        if not all(isinstance(m, int | float) and m >= 0 for m in real_margins or ()):
-            raise FacemaskError(
-                f"data.real_margins={real_margins}: expected margins >= 0 (fractions of the box)"
-            )
+        check_margin(margin, "data.margin")
+        for real_margin in real_margins or ():
+            check_margin(real_margin, f"data.real_margins={real_margins}")
         if framing not in FRAMINGS:
             raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
         self.save_hyperparameters(logger=False, ignore=["augment"])
@@ -210,7 +144,7 @@ class MaskDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
             return
-        root = resolve_root(self.hparams.root)
+        root = find_root(self.hparams.root)
         info_once("dataset: %s", root)
         skip = self.hparams.skip_bad_files
         full_train = load_image_folder(find_split(root, "Train"), skip)
@@ -239,7 +173,7 @@ class MaskDataModule(LightningDataModule):
         }.items():
             if self._exists(name, photo_folder(spec)):
                 self.roots[name] = photo_folder(spec)
-                self.sets[name] = framed_faces(self._labelled_faces(spec))  # as ``facemask detect`` cuts
+                self.sets[name] = framed_faces(self._labelled_faces(spec), self.hparams.margin)  # as deployed
         self._pool_validation()
         info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
 
@@ -271,7 +205,7 @@ class MaskDataModule(LightningDataModule):
         """Labelled real photos added to training: each face cut with the deployment margin (or with each of
         ``real_margins``: framings other sources crop faces with), ``real_repeat`` times (they are a small share
         of the training part); with ``synthetic.real_faces``, masks are also drawn on their bare faces."""
-        margins = self.hparams.real_margins or [DEFAULT_MARGIN]
+        margins = self.hparams.real_margins or [self.hparams.margin]
         parts = []
         for name, spec in (self.hparams.real_photos or {}).items():
             folder = photo_folder(spec)
@@ -308,9 +242,10 @@ class MaskDataModule(LightningDataModule):
             )
         paths = photo_paths(photos, train)
         faces = largest_faces(paths, self.hparams.cache_dir, self.hparams.skip_bad_files)
-        margins = {"dataset": [None], "detector": [DEFAULT_MARGIN], "both": [None, DEFAULT_MARGIN]}[framing]
+        margin = self.hparams.margin
+        margins = {"dataset": [None], "detector": [margin], "both": [None, margin]}[framing]
         parts = [train] if None in margins else []
-        if DEFAULT_MARGIN in margins:
+        if margin in margins:
             parts.append(self._detector_framed(train, paths, faces))
         if options:
             parts.append(self._synthetic(paths, faces, train.labels.tolist(), margins))
@@ -348,13 +283,14 @@ class MaskDataModule(LightningDataModule):
         self, train: ImageSet, paths: list[Path | None], faces: list[Face | None]
     ) -> ImageSet:
         """Each training image cut from its photo like ``facemask detect`` cuts a face (where one was found)."""
+        cropper = FaceCropper(margin=self.hparams.margin)
         reframed = cached(
             self.hparams.cache_dir,
             "framed",
-            [paths, DEFAULT_MARGIN],
+            [paths, cropper.margin],
             lambda: np.stack(
                 [
-                    framed(open_image(path), face) if path and face else image[0].numpy()
+                    cropper.crop(open_image(path), face) if path and face else image[0].numpy()
                     for path, face, image in zip(paths, faces, train.images, strict=True)
                 ]
             ),

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facemask.data.images import ImageError, load_image
 from facemask.errors import FacemaskError
+from facemask.vision.images import ImageError, load_image
 
 log = logging.getLogger(__name__)
 

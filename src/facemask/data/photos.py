@@ -8,19 +8,19 @@ runs once per set of photos and is cached, so that every variant after the first
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from facemask.data.cache import cached
 from facemask.data.folder import DatasetError, ImageSet, class_folders, class_index
-from facemask.data.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image, to_gray28
-from facemask.inference.faces import DEFAULT_MARGIN, Face, crop_box
+from facemask.vision.crops import DEFAULT_MARGIN, FaceCropper
+from facemask.vision.faces import Face
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +38,6 @@ def photo_paths(photos: str | Path, images: ImageSet) -> list[Path | None]:
     ]
 
 
-def cached(
-    cache_dir: str | Path | None, name: str, key: object, compute: Callable[[], np.ndarray]
-) -> np.ndarray:
-    """``compute()``, saved under ``cache_dir`` as ``{name}-{hash of key}.npy`` and loaded from there next time."""
-    digest = hashlib.sha1(json.dumps(key, default=str).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"{name}-{digest}.npy" if cache_dir else None
-    if path is not None and path.is_file():
-        return np.load(path)
-    result = compute()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, result)
-    return result
-
-
 def detected_faces(
     paths: Sequence[Path | None], cache_dir: str | Path | None = None, skip_bad_files: bool = False
 ) -> list[list[Face]]:
@@ -60,7 +45,7 @@ def detected_faces(
     with its name, or is warned about and counts as faceless with ``skip_bad_files``. Cached per photo list."""
 
     def detect() -> np.ndarray:  # one row a face: photo index, box, landmarks
-        from facemask.inference.faces import CenterFace
+        from facemask.vision.faces import CenterFace
 
         detector, rows, nan = CenterFace(), [], [np.nan] * 10
         for index, path in enumerate(paths):
@@ -111,14 +96,6 @@ def matching_face(box: Sequence[float], found: Sequence[Face]) -> Face | None:
         key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2,
         default=None,
     )
-
-
-def framed(photo: Image.Image, face: Face | None, margin: float | None = DEFAULT_MARGIN) -> np.ndarray:
-    """``photo`` as a 28x28 training image: the detector's box plus ``margin`` (as ``facemask detect``
-    crops it), or the whole photo (the dataset's framing) where ``margin`` is None or no face was found."""
-    if face is not None and margin is not None:
-        photo = photo.crop(crop_box(face.box, (photo.height, photo.width), margin))
-    return to_gray28(photo)
 
 
 def read_boxes(csv_path: str | Path, photos: str | Path) -> list[tuple[Path, tuple[float, ...], int]]:
@@ -191,26 +168,16 @@ def labelled_faces(
     return found
 
 
-def photo_set(
-    photos: str | Path,
-    boxes: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    skip_bad_files: bool = False,
-) -> ImageSet:
-    """Labelled full-size photos as the deployed system sees them: each face CenterFace finds
-    (``labelled_faces``), cut with the default margin, in 28x28."""
-    return framed_faces(labelled_faces(photos, boxes, cache_dir, skip_bad_files))
-
-
 def framed_faces(found: Sequence[tuple[Path, int, Face]], margin: float = DEFAULT_MARGIN) -> ImageSet:
     """(photo, class index, face) rows as 28x28 images cut as ``facemask detect`` cuts a face (with
     ``margin`` around the detector's box)."""
+    cropper = FaceCropper(margin=margin)
     decoded: dict[Path, Image.Image] = {}
     images = []
     for path, _, face in found:  # a photo with several faces is decoded once
         if path not in decoded:
             decoded = {path: open_image(path)}
-        images.append(framed(decoded[path], face, margin))
+        images.append(cropper.crop(decoded[path], face))
     return ImageSet(
         torch.from_numpy(np.stack(images)).unsqueeze(1),
         torch.tensor([label for _, label, _ in found]),

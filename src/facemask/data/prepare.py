@@ -23,7 +23,7 @@ from PIL import Image
 from rich.progress import track
 
 from facemask.data.folder import CLASSES, DatasetError, class_folders
-from facemask.data.images import ImageError, load_image
+from facemask.vision.images import ImageError, load_image
 
 SPLITS = ("Train", "Test")
 DEFAULT_TEST_FRACTION = 0.13  # the case study's 194 of 1509

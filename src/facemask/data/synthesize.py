@@ -20,10 +20,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from facemask.data.folder import POSITIVE_CLASS
-from facemask.data.images import open_image
 from facemask.data.occluders import OCCLUDERS, draw_occluder, lower_face
-from facemask.data.photos import framed
-from facemask.inference.faces import Face
+from facemask.vision.crops import FaceCropper
+from facemask.vision.faces import Face
+from facemask.vision.images import open_image
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def synthesize(
                 shade = shades[rng.integers(len(shades))]
                 drawn.append((reshade(photo, region, shade, rng), POSITIVE_CLASS))
         for image, new_label in drawn:
-            images += [framed(image, face, margin) for margin in margins]
+            images += [FaceCropper(margin=margin).crop(image, face) for margin in margins]
             new_labels += [new_label] * len(margins)
     log.info("synthesised %d faces from %d photos", len(images), sum(p is not None for p in photos))
     if not images:

@@ -4,9 +4,8 @@ The bank decides which error costs more, so the threshold is chosen on the valid
 target precision (or recall) of WithMask, then used on every other split. Where the bar is set on both (the
 bank's: precision and recall above 98%), ``balanced`` chooses the threshold whose lower one is highest.
 
-Threshold rule: a face is predicted WithMask when P(WithMask) > threshold, as torchmetrics'
-``threshold=`` does. The thresholds returned here lie halfway between two validation scores, so ``>=``
-gives the same validation predictions.
+The decision rule is ``facemask.decision.is_mask`` (P(WithMask) > threshold, as torchmetrics' ``threshold=``).
+The thresholds returned here lie halfway between two validation scores, so no validation score sits on one.
 """
 
 from __future__ import annotations

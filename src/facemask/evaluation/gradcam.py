@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from facemask.data.folder import CLASSES
+from facemask.decision import is_mask
 
 
 def default_layer(net: nn.Module, image_size: int = 28, min_size: int = 7) -> nn.Module:
@@ -105,7 +106,7 @@ def gradcam_figure(
 ) -> Figure:
     """A sheet of faces with their Grad-CAM overlaid; titles "true / predicted p=P(WithMask)", red when wrong."""
     images, cams, labels, probs = (t.detach().cpu() for t in (images, cams, labels, probs))
-    predicted = (probs > threshold).long()  # the rule of torchmetrics' threshold=
+    predicted = is_mask(probs, threshold).long()
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
     figure, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.9 * nrows + 0.3), squeeze=False)

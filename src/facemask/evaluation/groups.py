@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from facemask.data.folder import ImageSet
+from facemask.decision import is_mask
 
 GROUP_COLUMN = "mask_type"
 
@@ -47,7 +48,7 @@ def group_accuracy(
     if not groups:
         return {}
     correct: dict[str, list[bool]] = defaultdict(list)
-    predicted = (probs >= threshold).long()
+    predicted = is_mask(probs, threshold).long()
     for path, label, guess in zip(images.paths, images.labels.tolist(), predicted.tolist(), strict=True):
         group = groups.get(Path(path).relative_to(root).as_posix())
         if group is not None:

@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from facemask.evaluation.robustness import examples_figure, predict_in_batches, save_figure
+from facemask.decision import is_mask
+from facemask.evaluation.batches import predict_in_batches
+from facemask.evaluation.robustness import examples_figure, save_figure
 from facemask.evaluation.tables import markdown_table, write_csv
 
 #: How far up the face each occluder reaches from the chin, as a fraction of the image height (s1..s5).
@@ -71,7 +73,7 @@ def hard_negative_report(
     faces = images[labels == 0]
 
     def rate(batch: Tensor) -> float:
-        return float((predict_in_batches(predict, batch) >= threshold).float().mean())
+        return float(is_mask(predict_in_batches(predict, batch), threshold).float().mean())
 
     rows = [
         {"occluder": "none", "severity": 0, "coverage": 0.0, "false_mask_rate": rate(faces), "n": len(faces)}

@@ -34,6 +34,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from facemask.data.folder import CLASSES
+from facemask.evaluation.batches import predict_in_batches
 from facemask.evaluation.calibration import operating_point
 from facemask.evaluation.tables import markdown_table, write_csv
 
@@ -218,11 +219,6 @@ def corrupt(images: Tensor, name: str, severity: int) -> Tensor:
 
 
 @torch.no_grad()
-def predict_in_batches(predict: Callable[[Tensor], Tensor], images: Tensor, batch_size: int = 256) -> Tensor:
-    """P(WithMask) for every image, ``batch_size`` images at a time, on the CPU."""
-    return torch.cat([predict(batch).flatten().float().cpu() for batch in images.split(batch_size)])
-
-
 def _scores(probs: Tensor, labels: Tensor, threshold: float) -> dict[str, float | int]:
     """Accuracy, precision and recall of WithMask at ``threshold``, as the evaluation reports them."""
     scores = operating_point(probs, labels.cpu(), threshold)

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facemask.decision import is_mask
 from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import OTHER_METRIC, threshold_for
-from facemask.inference.classifier import THRESHOLD_KEY, load_classifier
+from facemask.inference.classifier import THRESHOLD_KEY, crop_margin, load_classifier
 
 Z95 = 1.96
 
@@ -58,7 +59,7 @@ class Rate:
 
 def rates(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, Rate]:
     """Precision and recall of WithMask at ``threshold`` (WithMask where P(WithMask) > threshold)."""
-    predicted, actual = probs > threshold, labels == 1
+    predicted, actual = is_mask(probs, threshold), labels == 1
     hits = int((predicted & actual).sum())
     return {
         "precision": Rate("precision", hits, int(predicted.sum()), len(labels)),
@@ -139,14 +140,15 @@ def write_calibrated(model: str | Path, output: str | Path, threshold: float) ->
 
 
 def labelled_faces(
-    folder: str | Path, detect: bool, boxes: str | Path | None
+    folder: str | Path, detect: bool, boxes: str | Path | None, margin: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, 28, 28) faces and their labels: face images in class folders, or with ``detect`` photos
-    cut by the face detector as deployment cuts them (class folders, or a boxes CSV)."""
+    cut by the face detector as deployment cuts them, with ``margin`` (class folders, or a boxes CSV)."""
     from facemask.data.folder import load_image_folder
-    from facemask.data.photos import photo_set
+    from facemask.data.photos import framed_faces
+    from facemask.data.photos import labelled_faces as detected
 
-    faces = photo_set(folder, boxes) if detect or boxes else load_image_folder(folder)
+    faces = framed_faces(detected(folder, boxes), margin) if detect or boxes else load_image_folder(folder)
     return faces.images[:, 0].numpy(), faces.labels.numpy()
 
 
@@ -157,6 +159,7 @@ def run_calibration(
     detect: bool = False,
     boxes: str | Path | None = None,
     output: str | Path | None = None,
+    margin: float | None = None,
 ) -> tuple[Calibration, Path]:
     """Score the site's faces with ``model``, refit its threshold for ``target``, write the calibrated copy."""
     metric, _, value = target.partition("=")
@@ -167,7 +170,7 @@ def run_calibration(
             f"--target {target!r}: expected METRIC=VALUE, e.g. precision=0.98, or balanced"
         ) from None
     classifier = load_classifier(model)
-    faces, labels = labelled_faces(folder, detect, boxes)
+    faces, labels = labelled_faces(folder, detect, boxes, crop_margin(classifier, margin, model))
     result = calibrate(classifier.predict_proba(faces), labels, classifier.threshold, metric, goal)
     model = Path(model)
     written = write_calibrated(

@@ -1,27 +1,32 @@
 """A trained classifier behind one interface: a checkpoint (PyTorch) or an exported ONNX file (onnxruntime).
 
-Both take face crops as the dataset stores them, uint8 (N, 28, 28), and return P(WithMask). The ONNX
-path never imports torch, so a deployment needs neither PyTorch nor Lightning.
+Both take face crops as the dataset stores them, uint8 (N, 28, 28), and return P(WithMask); both carry
+what the model was trained with: the operating threshold and the crop margin, so every app cuts faces the
+way the model saw them. The ONNX path never imports torch, so a deployment needs neither PyTorch nor Lightning.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from facemask.decision import is_mask
 from facemask.errors import FacemaskError
+from facemask.vision.crops import DEFAULT_MARGIN
 
 #: ONNX graph names and metadata keys, shared by export and loading.
 INPUT_NAME, OUTPUT_NAME = "images", "p_mask"
-THRESHOLD_KEY, CLASSES_KEY = "threshold", "classes"
+THRESHOLD_KEY, CLASSES_KEY, MARGIN_KEY = "threshold", "classes", "margin"
 
 
 class Classifier(Protocol):
     threshold: float
     classes: tuple[str, ...]
+    margin: float  # the crop margin the model was trained with (vision.crops)
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """P(WithMask) (N,) float32 for uint8 face crops (N, 28, 28)."""
@@ -58,6 +63,9 @@ class OnnxClassifier:
             raise FacemaskError(f"{path}: not a model exported by 'facemask export' (inputs/outputs {names})")
         self.threshold = float(metadata[THRESHOLD_KEY])
         self.classes = tuple(json.loads(metadata[CLASSES_KEY]))
+        self.margin = float(
+            metadata.get(MARGIN_KEY, DEFAULT_MARGIN)
+        )  # exports before the record: the default
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
@@ -79,12 +87,25 @@ class TorchClassifier:
         self.model = load_checkpoint(path)
         self.threshold = float(self.model.threshold)
         self.classes = CLASSES
+        self.margin = self.model.margin
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
             return self.model.predict_proba(torch.from_numpy(to_input(crops))).numpy()
+
+
+def crop_margin(classifier: Classifier, override: float | None, model: str | Path) -> float:
+    """The margin to cut faces with: the model's own, or ``override`` with a warning where it differs (the
+    model then sees faces framed unlike its training)."""
+    if override is None or override == classifier.margin:
+        return classifier.margin
+    print(
+        f"warning: {model}: cutting faces with margin {override}, not the {classifier.margin} it was trained with",
+        file=sys.stderr,
+    )
+    return override
 
 
 def load_classifier(path: str | Path, threads: int | None = None) -> Classifier:
@@ -98,4 +119,4 @@ def load_classifier(path: str | Path, threads: int | None = None) -> Classifier:
 
 def labels_for(classifier: Classifier, probs: np.ndarray) -> list[str]:
     """Class names at the classifier's operating threshold."""
-    return [classifier.classes[int(p >= classifier.threshold)] for p in probs]
+    return [classifier.classes[int(is_mask(p, classifier.threshold))] for p in probs]

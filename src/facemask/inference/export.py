@@ -3,7 +3,7 @@
 The graph takes what the dataset stores, scaled: float32 (N, 1, 28, 28) in [0, 1] (grayscale with
 PIL's ``convert("L")``, Lanczos resize to 28x28, divided by 255). Normalisation, flip test-time
 augmentation and the softmax are folded in; the output is P(WithMask) (N,). The operating threshold and
-the class names travel in the model's metadata.
+the class names and the crop margin travel in the model's metadata.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import torch
 from torch import nn
 
 from facemask.data.folder import CLASSES
+from facemask.decision import is_mask
 from facemask.inference.classifier import (
     CLASSES_KEY,
     INPUT_NAME,
+    MARGIN_KEY,
     OUTPUT_NAME,
     THRESHOLD_KEY,
     OnnxClassifier,
@@ -31,7 +33,7 @@ from facemask.module import MaskClassifier, load_checkpoint
 
 PREPROCESSING = (
     "input: float32 (N, 1, 28, 28) in [0, 1] = PIL convert('L'), Lanczos resize to 28x28, / 255; "
-    "output: P(WithMask) (N,); WithMask where p >= threshold"
+    "output: P(WithMask) (N,); WithMask where p > threshold"
 )
 
 
@@ -66,6 +68,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path) -> Path:
     metadata = {
         THRESHOLD_KEY: str(float(model.threshold)),
         CLASSES_KEY: json.dumps(list(CLASSES)),
+        MARGIN_KEY: str(model.margin),
         "preprocessing": PREPROCESSING,
         "source": str(checkpoint),
     }
@@ -89,5 +92,5 @@ def check_parity(checkpoint: str | Path, onnx_path: str | Path, crops: np.ndarra
     """Probabilities and labels of the ONNX file against the checkpoint on the same crops."""
     reference, exported = TorchClassifier(checkpoint), OnnxClassifier(onnx_path)
     p_torch, p_onnx = reference.predict_proba(crops), exported.predict_proba(crops)
-    same = bool(np.array_equal(p_torch >= reference.threshold, p_onnx >= exported.threshold))
+    same = bool(np.array_equal(is_mask(p_torch, reference.threshold), is_mask(p_onnx, exported.threshold)))
     return Parity(len(crops), float(np.abs(p_torch - p_onnx).max(initial=0.0)), same)

@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from facemask.data.images import IMAGE_SUFFIXES, ImageError, load_frame, load_image
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for
-from facemask.inference.faces import DEFAULT_MARGIN, FaceDetector, face_crops
+from facemask.vision.crops import FaceCropper
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, load_image
 
 BATCH = 256
 
@@ -54,11 +54,11 @@ def image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 def predict_files(
     classifier: Classifier,
     files: list[Path],
-    detector: FaceDetector | None = None,
-    margin: float = DEFAULT_MARGIN,
+    cropper: FaceCropper | None = None,
     progress: bool = True,
 ) -> tuple[list[Prediction], list[str]]:
-    """Predictions for every readable file (every face with a detector) and one message per unreadable one.
+    """Predictions for every readable file (every face with a ``cropper``, which holds the face detector) and
+    one message per unreadable one.
 
     An image where the detector finds no face gets a row labelled ``no face``.
     """
@@ -67,7 +67,7 @@ def predict_files(
         files, description="predicting", disable=not progress or len(files) < 2, transient=True
     ):
         try:
-            if detector is None:
+            if cropper is None:
                 crops.append(load_image(path)[None])
                 keys.append((path, None, None))
                 continue
@@ -75,8 +75,8 @@ def predict_files(
         except ImageError as err:
             errors.append(str(err))
             continue
-        faces = detector(frame)
-        crops.append(face_crops(frame, faces, margin))
+        faces, face_crops = cropper(frame)
+        crops.append(face_crops)
         keys.extend((path, i, face.box) for i, face in enumerate(faces))
         if not faces:
             keys.append((path, -1, None))

@@ -17,10 +17,11 @@ from typing import IO
 import cv2
 import numpy as np
 
-from facemask.data.images import IMAGE_SUFFIXES, ImageError, load_frame
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for
-from facemask.inference.faces import DEFAULT_MARGIN, Face, FaceDetector, crop_box, face_crops
+from facemask.vision.crops import FaceCropper
+from facemask.vision.faces import Face
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
 COLOURS = {"WithMask": (0, 200, 0), "WithoutMask": (0, 0, 230)}  # BGR: green mask, red no mask
@@ -84,46 +85,45 @@ def _capture(capture: cv2.VideoCapture, name: str) -> Source:
 
 @dataclass
 class FrameResult:
+    """The faces of one frame: detections, the region each crop was cut from, labels and P(WithMask)."""
+
     faces: list[Face]
+    crops: list[tuple[int, int, int, int]]
     labels: list[str]
     probs: np.ndarray
 
+    def face_records(self) -> list[dict]:
+        """One dict per face, the shape of a classified face everywhere (detect's log, the web API)."""
+        return [
+            {
+                "box": [round(v, 1) for v in face.box],
+                "crop": list(crop),
+                "score": round(face.score, 4),
+                "label": label,
+                "p_mask": round(float(p), 4),
+            }
+            for face, crop, label, p in zip(self.faces, self.crops, self.labels, self.probs, strict=True)
+        ]
+
     def record(self, frame: int, name: str, elapsed: float) -> dict:
         """One JSON-lines entry."""
-        return {
-            "frame": frame,
-            "source": name,
-            "time": round(elapsed, 4),
-            "faces": [
-                {
-                    "box": [round(v, 1) for v in face.box],
-                    "score": round(face.score, 4),
-                    "label": label,
-                    "p_mask": round(float(p), 4),
-                }
-                for face, label, p in zip(self.faces, self.labels, self.probs, strict=True)
-            ],
-        }
+        return {"frame": frame, "source": name, "time": round(elapsed, 4), "faces": self.face_records()}
 
 
-def classify_frame(
-    frame: np.ndarray, detector: FaceDetector, classifier: Classifier, margin: float = DEFAULT_MARGIN
-) -> FrameResult:
+def classify_frame(frame: np.ndarray, cropper: FaceCropper, classifier: Classifier) -> FrameResult:
     """Every face of one frame, classified in one batch."""
-    faces = detector(frame)
-    probs = classifier.predict_proba(face_crops(frame, faces, margin))
-    return FrameResult(faces, labels_for(classifier, probs), probs)
+    faces, crops = cropper(frame)
+    probs = classifier.predict_proba(crops)
+    boxes = [cropper.box(face, frame.shape) for face in faces]
+    return FrameResult(faces, boxes, labels_for(classifier, probs), probs)
 
 
-def annotate(
-    frame: np.ndarray, result: FrameResult, margin: float = DEFAULT_MARGIN, fps: float | None = None
-) -> np.ndarray:
+def annotate(frame: np.ndarray, result: FrameResult, fps: float | None = None) -> np.ndarray:
     """Boxes (the crop the classifier saw) with label and confidence; the FPS counter top-left."""
     out = frame.copy()
     thickness = max(1, round(max(frame.shape[:2]) / 400))
     scale = max(0.4, max(frame.shape[:2]) / 1000)
-    for face, label, p in zip(result.faces, result.labels, result.probs, strict=True):
-        left, top, right, bottom = crop_box(face.box, frame.shape, margin)
+    for (left, top, right, bottom), label, p in zip(result.crops, result.labels, result.probs, strict=True):
         colour = COLOURS[label]
         confidence = p if label == "WithMask" else 1 - p
         cv2.rectangle(out, (left, top), (right, bottom), colour, thickness)
@@ -196,12 +196,11 @@ class Summary:
 
 def run_detection(
     source: Source,
-    detector: FaceDetector,
+    cropper: FaceCropper,
     classifier: Classifier,
     output: Path | None = None,
     log: IO[str] | None = None,
     show: bool = False,
-    margin: float = DEFAULT_MARGIN,
     max_frames: int | None = None,
 ) -> Summary:
     """The loop; returns counts and the mean FPS. The video writer and log are closed whatever happens."""
@@ -213,14 +212,14 @@ def run_detection(
             if max_frames is not None and index >= max_frames:
                 break
             tick = time.perf_counter()
-            result = classify_frame(frame, detector, classifier, margin)
+            result = classify_frame(frame, cropper, classifier)
             took = time.perf_counter() - tick
             smoothed = took if smoothed is None else 0.9 * smoothed + 0.1 * took
             summary.frames, summary.faces = summary.frames + 1, summary.faces + len(result.faces)
             if log is not None:
                 log.write(json.dumps(result.record(index, name, tick - start)) + "\n")
             if (output is not None or show) and not sink.write(
-                name, index, annotate(frame, result, margin, 1 / smoothed)
+                name, index, annotate(frame, result, 1 / smoothed)
             ):
                 break
     except KeyboardInterrupt:

@@ -18,16 +18,18 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from facemask.data.images import ImageError, load_frame
 from facemask.inference.classifier import Classifier
-from facemask.inference.faces import DEFAULT_MARGIN, FaceDetector, crop_box
 from facemask.inference.realtime import classify_frame
+from facemask.vision.crops import FaceCropper
+from facemask.vision.images import ImageError, load_frame
 
 STATIC = Path(str(files("facemask.web") / "static"))
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
 
 
 class FaceOut(BaseModel):
+    """One classified face: ``FrameResult.face_records`` as the API documents it."""
+
     box: list[float]  # the detector's box x1, y1, x2, y2 in image pixels
     crop: list[int]  # the region the classifier saw (box + margin)
     score: float
@@ -47,14 +49,14 @@ class Health(BaseModel):
     status: str
     model: str
     threshold: float
+    margin: float  # the crop margin faces are cut with (the model's own, or the --margin override)
     classes: list[str]
 
 
 def create_app(
     classifier: Classifier,
-    detector: FaceDetector,
+    cropper: FaceCropper,
     model_name: str = "",
-    margin: float = DEFAULT_MARGIN,
     max_upload: int = DEFAULT_MAX_UPLOAD,
 ) -> FastAPI:
     app = FastAPI(title="facemask", summary="Mask / no mask for every face in a photo")
@@ -77,7 +79,11 @@ def create_app(
     @app.get("/api/health")
     def health() -> Health:
         return Health(
-            status="ok", model=model_name, threshold=classifier.threshold, classes=list(classifier.classes)
+            status="ok",
+            model=model_name,
+            threshold=classifier.threshold,
+            margin=cropper.margin,
+            classes=list(classifier.classes),
         )
 
     @app.post("/api/predict", responses={400: {}, 413: {}, 415: {}})
@@ -94,17 +100,8 @@ def create_app(
             raise HTTPException(400 if not data else 415, str(err)) from None
         start = time.perf_counter()
         with lock:
-            result = classify_frame(frame, detector, classifier, margin)
-        faces = [
-            FaceOut(
-                box=[round(v, 1) for v in face.box],
-                crop=list(crop_box(face.box, frame.shape, margin)),
-                score=round(face.score, 4),
-                label=label,
-                p_mask=round(float(p), 4),
-            )
-            for face, label, p in zip(result.faces, result.labels, result.probs, strict=True)
-        ]
+            result = classify_frame(frame, cropper, classifier)
+        faces = [FaceOut(**record) for record in result.face_records()]
         elapsed = (time.perf_counter() - start) * 1000
         return PredictOut(
             width=frame.shape[1],

