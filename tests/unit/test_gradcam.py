@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
 from facemask.evaluation.gradcam import default_layer, grad_cam, gradcam_figure
-from facemask.models.layers import FeaturesHead
+from facemask.models import mobilenet
+from facemask.models.layers import FeaturesHead, stage_info
+from facemask.models.mobilenet import MobileNetV2Lite
 from facemask.models.vgg import MiniVGG
 from facemask.module import MaskClassifier
 from tests.synthetic import face
@@ -60,6 +63,8 @@ class BandDetector(FeaturesHead):
             linear.bias.copy_(torch.tensor([-0.2, 0.2]))  # the band covers only a third of the face
         self.features = nn.Sequential(conv, nn.ReLU(inplace=True), nn.AvgPool2d(4))  # 28 -> 7
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear)
+        self.num_features = self.head_hidden_size = 2
+        self.feature_info = stage_info(self.features, in_chans=1)
 
 
 def small_vgg() -> MaskClassifier:
@@ -81,20 +86,43 @@ def reference_cam(net: nn.Module, x: torch.Tensor, index: int, target: torch.Ten
     return torch.nan_to_num(cams / cams.amax(dim=(1, 2), keepdim=True))  # all-zero maps stay zero
 
 
-@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=lambda path: path.stem)
-def test_default_layer_is_the_last_with_a_7x7_map(path: Path) -> None:
-    net = instantiate(OmegaConf.load(path).net).eval()
+def pretrained_mobilenet(monkeypatch: pytest.MonkeyPatch, size: int) -> nn.Module:
+    """torchvision's MobileNetV2 layout, untrained (no download), fed images upsampled to ``size``."""
+    monkeypatch.setattr(
+        mobilenet, "load_imagenet_features", lambda: torchvision.models.mobilenet_v2().features
+    )
+    return MobileNetV2Lite(pretrained=True, pretrained_size=size)
+
+
+NETS = [path.stem for path in MODEL_CONFIGS] + ["pretrained_96", "pretrained_64"]
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_default_layer_is_the_last_with_a_7x7_map(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sizes measured by a forward pass, module by module: feature_info's choice is the last at >= 7x7."""
+    if name.startswith("pretrained"):
+        net = pretrained_mobilenet(monkeypatch, int(name.split("_")[1])).eval()
+        expected, x = {96: 12, 64: 8}[net.pretrained_size], net.to_imagenet_input(torch.zeros(1, 1, 28, 28))
+    else:
+        net = instantiate(OmegaConf.load(CONFIG_DIR / f"{name}.yaml").net).eval()
+        expected, x = 7, torch.zeros(1, 1, 28, 28)
     sizes = []
-    x = torch.zeros(1, 1, 28, 28)
     with torch.no_grad():
         for module in net.features:
             x = module(x)
             sizes.append(min(x.shape[-2:]))
     layer = default_layer(net)
     index = next(i for i, module in enumerate(net.features) if module is layer)
-    assert sizes[index] == 7
+    assert sizes[index] == expected
     assert all(size < 7 for size in sizes[index + 1 :])
     assert default_layer(MaskClassifier(net)) is layer
+
+
+def test_default_layer_needs_feature_info() -> None:
+    with pytest.raises(ValueError, match="feature_info"):
+        default_layer(nn.Sequential(nn.Conv2d(1, 2, 3)))
+    with pytest.raises(ValueError, match="keeps a 7x7 map"):
+        default_layer(BandDetector(), image_size=6)
 
 
 def test_cam_lights_up_the_mask_band() -> None:

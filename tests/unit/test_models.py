@@ -1,6 +1,8 @@
-"""The backbones: every conf/model config builds a net that trains at 28x28, plus per-family structure."""
+"""The backbones: every conf/model config builds a net that trains at 28x28, per-family structure, timm's API."""
 
+import math
 import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from facemask.errors import FacemaskError
+from facemask.models import mobilenet
+from facemask.models.layers import FeaturesHead
 from facemask.models.mobilenet import MobileNetV2Lite
+from facemask.models.vgg import CFGS, MiniVGG, vgg16, vgg19
 from facemask.models.xception import Block, XceptionLite
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
@@ -48,6 +53,32 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+@pytest.fixture
+def imagenet_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pretrained=True builds torchvision's MobileNetV2 features untrained: the layout without the download."""
+    monkeypatch.setattr(
+        mobilenet, "load_imagenet_features", lambda: torchvision.models.mobilenet_v2().features
+    )
+
+
+# Every shape of network the API must describe: the configs, a custom VGG list, other widths, pretrained.
+NETS: dict[str, Callable[[], FeaturesHead]] = {
+    **{path.stem: lambda name=path.stem: build_net(name) for path in MODEL_CONFIGS},
+    "vgg_custom": lambda: MiniVGG([8, "M", 16, "M", 16, 16, "M"], fc=[], batch_norm=False),
+    "vgg19_wide": lambda: vgg19(width_mult=2.0, fc=[64]),
+    "xception_narrow": lambda: XceptionLite(width_mult=0.5, middle_repeats=0),
+    "mobilenetv2_wide": lambda: MobileNetV2Lite(width_mult=1.5),
+    "mobilenetv2_pretrained": lambda: MobileNetV2Lite(pretrained=True),
+    "mobilenetv2_pretrained_64": lambda: MobileNetV2Lite(pretrained=True, pretrained_size=64),
+}
+
+
+@pytest.fixture(params=list(NETS))
+def net(request: pytest.FixtureRequest, imagenet_features: None) -> FeaturesHead:
+    torch.manual_seed(0)
+    return NETS[request.param]().eval()
 
 
 def test_configs_found() -> None:
@@ -124,3 +155,58 @@ def test_pretrained_offline_from_cache(offline: Path, images: torch.Tensor) -> N
     net = MobileNetV2Lite(pretrained=True, pretrained_size=64).eval()
     with torch.no_grad():
         assert net(images).shape == (4, 2)
+
+
+@pytest.mark.parametrize(("name", "make"), [("vgg16", vgg16), ("vgg19", vgg19)])
+def test_vgg_constructors_build_their_layer_list(name: str, make: Callable[..., MiniVGG]) -> None:
+    assert OmegaConf.load(CONFIG_DIR / f"{name}.yaml").net._target_ == f"facemask.models.vgg.{name}"
+    torch.manual_seed(0)
+    built = make(width_mult=0.5, fc=[32], dropout=0.1)
+    torch.manual_seed(0)
+    direct = MiniVGG(CFGS[name], width_mult=0.5, fc=[32], dropout=0.1)
+    expected = direct.state_dict()
+    assert list(built.state_dict()) == list(expected)
+    assert all(torch.equal(value, expected[key]) for key, value in built.state_dict().items())
+    assert count(built, nn.Conv2d) == {"vgg16": 13, "vgg19": 16}[name]
+    assert built.head[1].out_features == 32
+
+
+def test_num_features_and_pre_logits(net: FeaturesHead, images: torch.Tensor) -> None:
+    with torch.no_grad():
+        features = net.forward_features(images)
+        pre_logits = net.forward_head(features, pre_logits=True)
+        logits = net.forward_head(features)
+    assert features.shape[1] == net.num_features == net.feature_info[-1]["num_chs"]
+    assert pre_logits.shape == (4, net.head_hidden_size)
+    assert torch.equal(net.get_classifier()(pre_logits), logits)
+    assert torch.equal(logits, net(images))
+
+
+def test_feature_info_matches_the_maps(net: FeaturesHead, images: torch.Tensor) -> None:
+    """Each stage's channels and reduction are those a forward pass measures, and it ends its resolution."""
+    shapes: dict[str, torch.Size] = {}
+    names = [f"features.{i}" for i in range(len(net.features))]
+    hooks = [
+        net.get_submodule(name).register_forward_hook(
+            lambda module, inputs, output, name=name: shapes.update({name: output.shape})
+        )
+        for name in names
+    ]
+    with torch.no_grad():
+        net.forward_features(images)
+    for hook in hooks:
+        hook.remove()
+
+    side = net.features_input_size(28)
+    assert side == (net.pretrained_size if getattr(net, "pretrained", False) else 28)
+    info = net.feature_info
+    assert [stage["reduction"] for stage in info] == sorted({stage["reduction"] for stage in info})
+    assert info[-1]["module"] == names[-1]
+    for stage in info:
+        shape = shapes[stage["module"]]
+        assert shape[1] == stage["num_chs"], stage
+        assert shape[-2:] == (math.ceil(side / stage["reduction"]),) * 2, stage
+        following = names[names.index(stage["module"]) + 1 :]
+        assert not following or shapes[following[0]][-1] < shape[-1], stage  # the last at its resolution
+    # every resolution features goes through has its stage
+    assert {shape[-1] for shape in shapes.values()} == {shapes[stage["module"]][-1] for stage in info}

@@ -1,7 +1,7 @@
 """Grad-CAM (Selvaraju et al., 2017): does the model look at the mouth and nose?
 
 The last feature maps of these 28 px networks are 2x2 to 4x4, too coarse to say where the model looks,
-so the maps are taken at an intermediate layer (7x7 by default, see ``default_layer``).
+so the maps are taken at an intermediate stage of ``feature_info`` (7x7 by default, see ``default_layer``).
 """
 
 from __future__ import annotations
@@ -22,32 +22,25 @@ from torch import Tensor, nn
 
 from facemask.data.folder import CLASSES
 from facemask.decision import is_mask
+from facemask.models.layers import feature_map_size
 
 
 def default_layer(net: nn.Module, image_size: int = 28, min_size: int = 7) -> nn.Module:
-    """The last module of ``net.features`` whose output is still at least ``min_size`` x ``min_size``.
+    """The last stage of ``net.feature_info`` whose map is still at least ``min_size`` x ``min_size``.
 
-    Sizes come from one forward pass of a blank image, so every family (and pretrained MobileNetV2, which
-    upsamples its input) is handled alike. ``net`` may also be a MaskClassifier.
+    At 28 px that is the last stage at reduction <= 4 (7x7); pretrained MobileNetV2, which upsamples its
+    input, says so through ``features_input_size``. ``net`` may also be a MaskClassifier.
     """
     net = getattr(net, "net", net)
-    sizes: dict[nn.Module, tuple[int, int]] = {}
-    hooks = [
-        module.register_forward_hook(lambda module, inputs, output: sizes.update({module: output.shape[-2:]}))
-        for module in net.features
-    ]
-    in_chans = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
-    device = next(net.parameters()).device
-    try:
-        with torch.no_grad(), evaluating(net):
-            net.forward_features(torch.zeros(1, in_chans, image_size, image_size, device=device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    large = [module for module in net.features if min(sizes[module]) >= min_size]
+    if not hasattr(net, "feature_info"):
+        raise ValueError(
+            f"{type(net).__name__} has no feature_info (see facemask.models.layers.FeaturesHead)"
+        )
+    side = net.features_input_size(image_size)
+    large = [info for info in net.feature_info if feature_map_size(side, info["reduction"]) >= min_size]
     if not large:
-        raise ValueError(f"no layer of net.features keeps a {min_size}x{min_size} map at {image_size} px")
-    return large[-1]
+        raise ValueError(f"no stage of net.feature_info keeps a {min_size}x{min_size} map at {image_size} px")
+    return net.get_submodule(large[-1]["module"])
 
 
 def grad_cam(

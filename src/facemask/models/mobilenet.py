@@ -16,7 +16,7 @@ from torch import nn
 from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
 from facemask.errors import FacemaskError
-from facemask.models.layers import FeaturesHead, init_weights, make_divisible
+from facemask.models.layers import FeaturesHead, init_weights, make_divisible, stage_info
 
 # [expansion t, output channels c, repeats n, first stride s]: torchvision's first four stages, cut to
 # fit 28 px and a CPU budget: half the early widths, fewer repeats, and three stride-2 stages
@@ -146,6 +146,9 @@ class MobileNetV2Lite(FeaturesHead):
             setting = inverted_residual_setting
             self.features, width = make_lite_features(in_chans, setting, width_mult, stem_width, last_channel)
             self.features.apply(init_weights)
+        self.num_features = self.head_hidden_size = width
+        # Reductions relative to the image features sees: pretrained_size px when pretrained.
+        self.feature_info = stage_info(self.features, 3 if pretrained else in_chans)
         # Constants, not weights: non-persistent so checkpoints hold only what is learned.
         self.register_buffer("imagenet_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("imagenet_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -163,6 +166,9 @@ class MobileNetV2Lite(FeaturesHead):
         x = (x - self.imagenet_mean) / self.imagenet_std
         size = (self.pretrained_size, self.pretrained_size)
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+    def features_input_size(self, img_size: int) -> int:
+        return self.pretrained_size if self.pretrained else img_size
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if self.pretrained:

@@ -1,18 +1,25 @@
 """Mini-VGG: VGG16/VGG19 rebuilt for 28x28 grey images, narrow enough to train on a CPU.
 
 One class serves both depths: as in torchvision and timm, the architecture is a layer list
-(ints are 3x3 conv widths, "M" is a 2x2 max-pool), so VGG16 and VGG19 differ only in their config.
+(ints are 3x3 conv widths, "M" is a 2x2 max-pool) and ``vgg16`` / ``vgg19`` build it from theirs in ``CFGS``.
 """
 
-import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from facemask.models.layers import FeaturesHead, init_weights, make_divisible
+from facemask.models.layers import FeaturesHead, feature_map_size, init_weights, make_divisible, stage_info
 
 POOL = "M"
+# VGG's layouts with 1/8 of its widths and four pools, not five (28 -> 14 -> 7 -> 4 -> 2; a fifth would leave 1x1).
+CFGS: dict[str, tuple[int | str, ...]] = {
+    # five blocks of 2, 2, 3, 3, 3 convs: 13 conv + 3 fc
+    "vgg16": (8, 8, POOL, 16, 16, POOL, 32, 32, 32, POOL, 64, 64, 64, POOL, 64, 64, 64),
+    # five blocks of 2, 2, 4, 4, 4 convs: 16 conv + 3 fc
+    "vgg19": (8, 8, POOL, 16, 16, POOL, 32, 32, 32, 32, POOL, 64, 64, 64, 64, POOL, 64, 64, 64, 64),
+}
 
 
 def make_features(layers: Sequence[int | str], in_chans: int, batch_norm: bool) -> nn.Sequential:
@@ -70,11 +77,21 @@ class MiniVGG(FeaturesHead):
         super().__init__()
         layers = [layer if layer == POOL else make_divisible(int(layer) * width_mult, 4) for layer in layers]
         self.features = make_features(layers, in_chans, batch_norm)
-        widths = [int(layer) for layer in layers if layer != POOL]
-        side = img_size
-        for _ in range(sum(layer == POOL for layer in layers)):
-            side = math.ceil(side / 2)
-        self.head = make_classifier(widths[-1] * side * side, fc, num_classes, dropout)
+        self.feature_info = stage_info(self.features, in_chans)
+        self.num_features = [int(layer) for layer in layers if layer != POOL][-1]
+        side = feature_map_size(img_size, 2 ** sum(layer == POOL for layer in layers))
+        self.head = make_classifier(self.num_features * side * side, fc, num_classes, dropout)
+        self.head_hidden_size = fc[-1] if fc else self.num_features * side * side
         self.apply(init_weights)
         # channels_last: oneDNN's CPU convolutions run ~1.3x faster on it; results are unchanged.
         self.to(memory_format=torch.channels_last)
+
+
+def vgg16(**kwargs: Any) -> MiniVGG:
+    """Mini-VGG16: ``CFGS["vgg16"]``; keyword arguments as ``MiniVGG``'s (all but ``layers``)."""
+    return MiniVGG(CFGS["vgg16"], **kwargs)
+
+
+def vgg19(**kwargs: Any) -> MiniVGG:
+    """Mini-VGG19: ``CFGS["vgg19"]``; keyword arguments as ``MiniVGG``'s (all but ``layers``)."""
+    return MiniVGG(CFGS["vgg19"], **kwargs)

@@ -11,7 +11,7 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from facemask.models.layers import FeaturesHead, init_weights, make_divisible
+from facemask.models.layers import FeaturesHead, init_weights, make_divisible, stage_info
 
 
 class SeparableConv2d(nn.Module):
@@ -122,11 +122,13 @@ class XceptionLite(FeaturesHead):
             *[Block(width, width, reps=3) for _ in range(middle_repeats)],  # middle flow
             *exit_flow(width, exit_widths),
         )
+        self.feature_info = stage_info(self.features, in_chans)
+        self.num_features = self.head_hidden_size = exit_widths[-1]
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(exit_widths[-1], num_classes),
+            nn.Linear(self.num_features, num_classes),
         )
         self.apply(init_weights)
         # channels_last: oneDNN's CPU convolutions (depthwise above all) run ~1.5x faster; results unchanged.
