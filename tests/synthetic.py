@@ -10,6 +10,7 @@ from PIL import Image
 
 from facemask.data.datamodule import MaskDataModule
 from facemask.module import MaskClassifier
+from facemask.vision.crops import DEFAULT_MARGIN
 
 #: A linear classifier on the 784 pixels: learns the toy faces below in a few epochs.
 TINY_NET = {
@@ -57,11 +58,17 @@ def fit(model: MaskClassifier, datamodule: MaskDataModule, root: Path, **trainer
     return trainer
 
 
-def tiny_checkpoint(root: Path) -> Path:
-    """A TINY_NET checkpoint trained on generated faces (``root/data``), with flip TTA: ``root/tiny.ckpt``."""
+def tiny_checkpoint(root: Path, margin: float = DEFAULT_MARGIN) -> Path:
+    """A TINY_NET checkpoint trained on generated faces (``root/data``), with flip TTA: ``root/tiny.ckpt``;
+    ``margin`` is the crop margin it records."""
     data = make_image_folder(root / "data" / "Train", per_class=20).parent
     make_image_folder(data / "Test", per_class=6, seed=1)
     datamodule = MaskDataModule(str(data), val_fraction=0.25, batch_size=8, extra_test_sets={})
-    trainer = fit(MaskClassifier(TINY_NET, ADAM, flip_tta=True), datamodule, root, enable_checkpointing=False)
+    trainer = fit(
+        MaskClassifier(TINY_NET, ADAM, flip_tta=True, margin=margin),
+        datamodule,
+        root,
+        enable_checkpointing=False,
+    )
     trainer.save_checkpoint(root / "tiny.ckpt")
     return root / "tiny.ckpt"

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch import LightningModule
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics import CatMetric, MeanMetric, MetricCollection
@@ -26,10 +23,8 @@ from torchmetrics.classification import (
     BinaryROC,
 )
 
-from facemask.data.folder import CLASSES
 from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import threshold_for
-from facemask.evaluation.figures import confusion_matrix_figure, roc_figure
 from facemask.vision.crops import DEFAULT_MARGIN
 
 
@@ -72,7 +67,7 @@ def plain(config: Any) -> Any:
 
 
 class MaskClassifier(LightningModule):
-    """Normalises [0, 1] images, runs ``net``, logs torchmetrics per stage and figures to TensorBoard.
+    """Normalises [0, 1] images, runs ``net``, logs torchmetrics per stage (``callbacks`` draws their curves).
 
     ``net``, ``optimizer`` and ``scheduler`` arrive as Hydra configs (``_recursive_: false`` in
     ``conf/model``) and are stored in the checkpoint's hyperparameters, so a checkpoint alone rebuilds
@@ -197,10 +192,17 @@ class MaskClassifier(LightningModule):
 
     def on_test_epoch_start(self) -> None:
         """Test sets are scored at the checkpoint's operating threshold, as predictions are made."""
+        for curves in self.test_curves.values():
+            curves.reset()
         for metric in [*self.test_metrics.values(), *self.test_curves.values()]:
             for member in metric.values():
                 if hasattr(member, "threshold"):
                     member.threshold = float(self.threshold)
+
+    def on_validation_epoch_start(self) -> None:
+        """The curves (figures for ``callbacks.CurveFigures``) start afresh every epoch, drawn or not."""
+        for curves in self.val_curves.values():
+            curves.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_scores("train", self.train_metrics, self.train_loss)
@@ -208,7 +210,6 @@ class MaskClassifier(LightningModule):
     def on_validation_epoch_end(self) -> None:
         for name in self.val_set_names:
             self._log_scores(name, self.val_metrics[name], self.val_losses[name])
-            self._log_figures(name, self.val_curves[name])
         self._update_threshold()
 
     def _update_threshold(self) -> None:
@@ -228,7 +229,6 @@ class MaskClassifier(LightningModule):
     def on_test_epoch_end(self) -> None:
         for name in self.test_set_names:
             self._log_scores(name, self.test_metrics[name], self.test_losses[name])
-            self._log_figures(name, self.test_curves[name])
 
     def _log_scores(self, prefix: str, metrics: MetricCollection, loss_mean: MeanMetric) -> None:
         """Epoch scores, already gathered across processes (so no ``sync_dist``)."""
@@ -242,45 +242,6 @@ class MaskClassifier(LightningModule):
             prog_bar=prefix == "val",
             add_dataloader_idx=False,
         )
-
-    def _log_figures(self, prefix: str, curves: MetricCollection) -> None:
-        """Confusion matrix and ROC to TensorBoard; at test time also as PNGs in the run folder."""
-        values = curves.compute()
-        curves.reset()
-        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
-            return
-        if not isinstance(self.logger, TensorBoardLogger):
-            return
-        figures = {
-            "confusion_matrix": confusion_matrix_figure(values["confmat"].cpu(), CLASSES),
-            "roc": roc_figure(*(v.cpu() for v in values["roc"])),
-        }
-        for kind, figure in figures.items():
-            if not prefix.startswith("val"):
-                folder = Path(self.trainer.default_root_dir) / "figures"
-                folder.mkdir(parents=True, exist_ok=True)
-                figure.savefig(folder / f"{prefix}_{kind}.png", dpi=100, bbox_inches="tight")
-            self.logger.experiment.add_figure(f"{prefix}/{kind}", figure, self.global_step, close=True)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Random states too: a run resumed from last.ckpt draws the same shuffles and augmentations as an
-        uninterrupted one, so it ends with the same metrics. Stored as tensors and plain tuples, which load
-        with ``weights_only=True``."""
-        kind, keys, position, has_gauss, gauss = np.random.get_state()
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
-            "python": random.getstate(),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("rng_states")
-        if states is None or self._trainer is None:  # an old checkpoint, or loaded for inference only
-            return
-        torch.set_rng_state(states["torch"])
-        kind, keys, position, has_gauss, gauss = states["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
-        random.setstate(states["python"])
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from facemask.data.datamodule import MaskDataModule
+from facemask.data.folder import CLASSES, DatasetError, load_image_folder
 from facemask.data.root import find_root
 from facemask.data.splits import stratified_fold, stratified_split
-from facemask.data.folder import CLASSES, DatasetError, load_image_folder
 from facemask.errors import FacemaskError
 from facemask.vision.images import ImageError
 from tests.synthetic import make_image_folder

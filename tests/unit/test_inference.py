@@ -153,7 +153,11 @@ def test_detection_loop_writes_video_and_log(tmp_path: Path, models: dict[str, P
     video = write_video(tmp_path / "in.mp4", 12)
     log = io.StringIO()
     summary = run_detection(
-        open_source(str(video)), FaceCropper(CentreFace()), load_classifier(models["onnx"]), tmp_path / "out.mp4", log
+        open_source(str(video)),
+        FaceCropper(CentreFace()),
+        load_classifier(models["onnx"]),
+        tmp_path / "out.mp4",
+        log,
     )
     assert (summary.frames, summary.faces, summary.interrupted) == (12, 12, False)
     capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
@@ -173,7 +177,10 @@ def test_interrupt_finalises_the_video(tmp_path: Path, models: dict[str, Path]) 
             yield item
 
     summary = run_detection(
-        Source(frames(), 10.0, True), FaceCropper(CentreFace()), load_classifier(models["onnx"]), tmp_path / "out.mp4"
+        Source(frames(), 10.0, True),
+        FaceCropper(CentreFace()),
+        load_classifier(models["onnx"]),
+        tmp_path / "out.mp4",
     )
     assert summary.interrupted and summary.frames == 5
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 5

@@ -15,9 +15,9 @@ import facemask.vision.faces as faces
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import DatasetError
 from facemask.data.photos import framed_faces, labelled_faces
-from facemask.vision.crops import FaceCropper
 from facemask.errors import FacemaskError
 from facemask.module import MaskClassifier
+from facemask.vision.crops import FaceCropper
 from tests.synthetic import ADAM, TINY_NET, fit, make_image_folder
 
 #: The two faces the stand-in detector finds in every 400x240 photo: left and right.

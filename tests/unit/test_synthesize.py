@@ -14,7 +14,6 @@ import facemask.vision.faces as faces
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import CLASSES, DatasetError
 from facemask.data.occluders import OCCLUDERS, draw_occluder
-from facemask.vision.crops import FaceCropper
 from facemask.data.synthesize import (
     KINDS,
     draw_mask,
@@ -25,6 +24,7 @@ from facemask.data.synthesize import (
     synthesize,
 )
 from facemask.errors import FacemaskError
+from facemask.vision.crops import FaceCropper
 from facemask.vision.images import ImageError
 from tests.synthetic import make_image_folder
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only
@@ -16,33 +15,24 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from facemask.data.cache import cached
-from facemask.data.folder import DatasetError, ImageSet, load_image_folder
-from facemask.data.photos import framed_faces, labelled_faces, largest_faces, photo_paths
+from facemask.data.folder import ImageSet, load_image_folder
+from facemask.data.photos import framed_faces
 from facemask.data.root import find_root, find_split
+from facemask.data.sources import (
+    FRAMINGS,
+    PhotoSpec,
+    RealPhotos,
+    Synthesis,
+    TrainPhotos,
+    photo_folder,
+    spec_faces,
+)
 from facemask.data.splits import stratified_fold, stratified_split
-from facemask.data.synthesize import VERSION, synthesize
 from facemask.errors import FacemaskError
-from facemask.vision.crops import DEFAULT_MARGIN, FaceCropper, check_margin
-from facemask.vision.faces import Face
-from facemask.vision.images import open_image
+from facemask.vision.crops import DEFAULT_MARGIN, check_margin
 
 log = logging.getLogger(__name__)
 info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
-
-#: How training images are framed: as the dataset's photos, as the face detector's box plus margin
-#: (what ``facemask detect`` feeds the classifier), or both (every training image twice).
-FRAMINGS = ("dataset", "detector", "both")
-
-#: Labelled full-size photos: a folder of class folders, or ``{photos: DIR, boxes: CSV}`` for annotated faces.
-PhotoSpec = str | Mapping[str, str | None]
-
-
-def photo_folder(spec: PhotoSpec | None) -> Path | None:
-    """The photo folder a spec names (None where the spec is)."""
-    if spec is None:
-        return None
-    return Path(spec if isinstance(spec, str) else spec["photos"])
 
 
 class EvalShard(DistributedSampler):
@@ -66,7 +56,8 @@ class MaskDataModule(LightningDataModule):
     root of 28x28 images) and ``detected_test_sets`` (name -> ImageFolder root of full-size photos, cut by the
     face detector as ``facemask detect`` cuts them) are tested beside it under their own metric prefix. A set
     whose folder does not exist is skipped with a warning, so that the default config works where ../shared is
-    absent. The training part can be re-framed and extended from its full-size photos (``_from_photos``).
+    absent. Training adds the sources of ``data/sources.py``: the split's own photos re-framed and drawn on
+    (``TrainPhotos``), and labelled real photos (``RealPhotos``).
     """
 
     def __init__(
@@ -126,6 +117,18 @@ class MaskDataModule(LightningDataModule):
             raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
         self.save_hyperparameters(logger=False, ignore=["augment"])
         self.augment = augment
+        options = {key: value for key, value in (synthetic or {}).items() if key != "real_faces"}
+        synthesis = Synthesis(options, cache_dir, photos) if synthetic else None
+        self.train_photos = TrainPhotos(photos, framing, margin, synthesis, cache_dir, skip_bad_files)
+        real_synthesis = synthesis if (synthetic or {}).get("real_faces") else None
+        self.real_photos = RealPhotos(
+            real_photos or {},
+            real_margins or [margin],
+            real_repeat,
+            real_synthesis,
+            cache_dir,
+            skip_bad_files,
+        )
         self.sets: dict[str, ImageSet] = {}
         self.roots: dict[str, Path] = {}  # the folder of each test set (for its labels.csv, if any)
 
@@ -158,7 +161,7 @@ class MaskDataModule(LightningDataModule):
         self.roots["test"] = find_split(root, "Test")
         self.sets = {
             "train": ImageSet.concat(
-                [self._from_photos(full_train.subset(train_idx)), *self._real_training()]
+                [self.train_photos.build(full_train.subset(train_idx)), *self.real_photos.build()]
             ),
             "val": full_train.subset(val_idx),
             "test": load_image_folder(self.roots["test"], skip),
@@ -173,7 +176,8 @@ class MaskDataModule(LightningDataModule):
         }.items():
             if self._exists(name, photo_folder(spec)):
                 self.roots[name] = photo_folder(spec)
-                self.sets[name] = framed_faces(self._labelled_faces(spec), self.hparams.margin)  # as deployed
+                found = spec_faces(spec, self.hparams.cache_dir, skip)
+                self.sets[name] = framed_faces(found, self.hparams.margin)  # as deployment cuts them
         self._pool_validation()
         info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
 
@@ -186,11 +190,6 @@ class MaskDataModule(LightningDataModule):
             return False
         return True
 
-    def _labelled_faces(self, spec: PhotoSpec) -> list[tuple[Path, int, Face]]:
-        """(photo, class index, detected face) of each labelled face of a photo spec (``photos.labelled_faces``)."""
-        photos, boxes = (spec, None) if isinstance(spec, str) else (spec["photos"], spec.get("boxes"))
-        return labelled_faces(photos, boxes, self.hparams.cache_dir, self.hparams.skip_bad_files)
-
     def _pool_validation(self) -> None:
         """With extra validation sets, ``val`` becomes the pool of ``val_pool`` (default: all of them and the
         split, ``val_dataset``), so that checkpoints, early stopping and the threshold fit real faces too."""
@@ -200,103 +199,6 @@ class MaskDataModule(LightningDataModule):
         self.sets = {"val_dataset": self.sets.pop("val"), **self.sets}
         pooled = [self.sets[name] for name in (self.hparams.val_pool or ["val_dataset", *extra])]
         self.sets["val"] = ImageSet.concat(pooled)
-
-    def _real_training(self) -> list[ImageSet]:
-        """Labelled real photos added to training: each face cut with the deployment margin (or with each of
-        ``real_margins``: framings other sources crop faces with), ``real_repeat`` times (they are a small share
-        of the training part); with ``synthetic.real_faces``, masks are also drawn on their bare faces."""
-        margins = self.hparams.real_margins or [self.hparams.margin]
-        parts = []
-        for name, spec in (self.hparams.real_photos or {}).items():
-            folder = photo_folder(spec)
-            if folder is None or not folder.is_dir():
-                raise DatasetError(f"{folder}: real training photos not found (data.real_photos.{name})")
-            found = self._labelled_faces(spec)
-            info_once(
-                "real training faces %s: %d with a mask, %d without (margins %s, each seen %d times an epoch)",
-                name,
-                sum(label for _, label, _ in found),
-                sum(label == 0 for _, label, _ in found),
-                margins,
-                self.hparams.real_repeat,
-            )
-            parts += [framed_faces(found, margin) for margin in margins] * self.hparams.real_repeat
-            if (self.hparams.synthetic or {}).get("real_faces"):
-                bare = [(path, face) for path, label, face in found if label == 0 and face.landmarks]
-                paths, faces = [path for path, _ in bare], [face for _, face in bare]
-                parts.append(self._synthetic(paths, faces, [0] * len(bare), margins))
-        return parts
-
-    def _from_photos(self, train: ImageSet) -> ImageSet:
-        """The training part re-made from its full-size photos where asked: framed by the face detector
-        (``framing``), plus masks drawn on its own faces (``synthetic``). Validation and Test faces are
-        never drawn on."""
-        options, framing = self.hparams.synthetic, self.hparams.framing
-        if not options and framing == "dataset":
-            return train
-        photos = Path(self.hparams.photos or "none")  # not "": that would be the working directory
-        if not photos.is_dir():
-            raise DatasetError(
-                f"{photos}: full-size training photos not found (data.photos); "
-                "data/synthetic and data.framing=detector|both draw on them"
-            )
-        paths = photo_paths(photos, train)
-        faces = largest_faces(paths, self.hparams.cache_dir, self.hparams.skip_bad_files)
-        margin = self.hparams.margin
-        margins = {"dataset": [None], "detector": [margin], "both": [None, margin]}[framing]
-        parts = [train] if None in margins else []
-        if margin in margins:
-            parts.append(self._detector_framed(train, paths, faces))
-        if options:
-            parts.append(self._synthetic(paths, faces, train.labels.tolist(), margins))
-        return ImageSet.concat(parts)
-
-    def _synthetic(
-        self,
-        paths: Sequence[Path | None],
-        faces: Sequence[Face | None],
-        labels: list[int],
-        margins: list[float | None],
-    ) -> ImageSet:
-        """Masks (and, if asked, hands, beards, scarves) drawn on the faces of full-size photos."""
-        options = {key: value for key, value in self.hparams.synthetic.items() if key != "real_faces"}
-
-        def draw() -> np.ndarray:  # one array for the cache: each row a flattened image and its label
-            images, new_labels = synthesize(paths, faces, labels, margins=margins, **options)
-            return np.concatenate(
-                [images.reshape(len(images), 28 * 28), new_labels[:, None].astype(np.uint8)], 1
-            )
-
-        key = [paths, labels, options, margins, VERSION, [face and face.box for face in faces]]
-        rows = cached(self.hparams.cache_dir, "synthetic", key, draw)
-        new_labels = torch.from_numpy(rows[:, -1].astype(np.int64))
-        info_once(
-            "synthetic faces: %d with a mask, %d without", int(new_labels.sum()), int((new_labels == 0).sum())
-        )
-        return ImageSet(
-            torch.from_numpy(rows[:, :-1].reshape(-1, 1, 28, 28).copy()),
-            new_labels,
-            [Path(self.hparams.photos or "") / "synthetic" / f"{i}.png" for i in range(len(rows))],
-        )
-
-    def _detector_framed(
-        self, train: ImageSet, paths: list[Path | None], faces: list[Face | None]
-    ) -> ImageSet:
-        """Each training image cut from its photo like ``facemask detect`` cuts a face (where one was found)."""
-        cropper = FaceCropper(margin=self.hparams.margin)
-        reframed = cached(
-            self.hparams.cache_dir,
-            "framed",
-            [paths, cropper.margin],
-            lambda: np.stack(
-                [
-                    cropper.crop(open_image(path), face) if path and face else image[0].numpy()
-                    for path, face, image in zip(paths, faces, train.images, strict=True)
-                ]
-            ),
-        )
-        info_once("detector-framed training images: %d of %d", sum(f is not None for f in faces), len(train))
-        return ImageSet(torch.from_numpy(reframed).unsqueeze(1), train.labels, train.paths)
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         images = self.sets[name]

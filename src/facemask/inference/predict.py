@@ -27,7 +27,8 @@ BATCH = 256
 
 @dataclass
 class Prediction:
-    """One face: the whole image (``face`` None) or the ``face``-th detection with its ``box``."""
+    """One face: the whole image (``face`` None) or the ``face``-th detection with its ``box`` and the
+    ``crop`` the classifier saw (box + the model's margin)."""
 
     file: str
     label: str
@@ -35,6 +36,7 @@ class Prediction:
     threshold: float
     face: int | None = None
     box: tuple[int, int, int, int] | None = None
+    crop: tuple[int, int, int, int] | None = None
 
 
 def image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -69,7 +71,7 @@ def predict_files(
         try:
             if cropper is None:
                 crops.append(load_image(path)[None])
-                keys.append((path, None, None))
+                keys.append((path, None, None, None))
                 continue
             frame = load_frame(path)
         except ImageError as err:
@@ -77,9 +79,9 @@ def predict_files(
             continue
         faces, face_crops = cropper(frame)
         crops.append(face_crops)
-        keys.extend((path, i, face.box) for i, face in enumerate(faces))
+        keys.extend((path, i, face.box, cropper.box(face, frame.shape)) for i, face in enumerate(faces))
         if not faces:
-            keys.append((path, -1, None))
+            keys.append((path, -1, None, None))
     images = np.concatenate(crops) if crops else np.zeros((0, 28, 28), np.uint8)
     probs = np.concatenate(
         [classifier.predict_proba(images[i : i + BATCH]) for i in range(0, len(images), BATCH)] or [[]]
@@ -89,13 +91,15 @@ def predict_files(
 
 def _rows(classifier: Classifier, keys: list[tuple], probs: np.ndarray) -> list[Prediction]:
     labels, rows, scored = labels_for(classifier, probs), [], iter(range(len(probs)))
-    for path, face, box in keys:
+    for path, face, box, crop in keys:
         if face == -1:
-            rows.append(Prediction(str(path), "no face", float("nan"), classifier.threshold, None, None))
+            rows.append(Prediction(str(path), "no face", float("nan"), classifier.threshold))
             continue
         i = next(scored)
         rounded = None if box is None else tuple(round(v) for v in box)
-        rows.append(Prediction(str(path), labels[i], float(probs[i]), classifier.threshold, face, rounded))
+        rows.append(
+            Prediction(str(path), labels[i], float(probs[i]), classifier.threshold, face, rounded, crop)
+        )
     return rows
 
 

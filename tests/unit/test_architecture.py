@@ -1,0 +1,87 @@
+"""The layers of the package: vision/ is the torch-free ground floor, data/ builds on it, and neither
+reaches up into inference/, web/ or an app."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "facemask"
+UPPER = ("facemask.inference", "facemask.web", "facemask.train", "facemask.evaluate", "facemask.crossval",
+         "facemask.bench", "facemask.cli")  # fmt: skip
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at the top or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", ["vision", "data"])
+def test_lower_layers_never_import_upper_ones(layer: str) -> None:
+    files = sorted((PACKAGE / layer).glob("*.py"))
+    assert files
+    offending = {
+        f"{path.name}: {name}" for path in files for name in imported_modules(path) if name.startswith(UPPER)
+    }
+    assert not offending
+
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "lightning", "torchmetrics"):
+            raise ImportError(f"{name} is blocked")
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def test_vision_and_the_onnx_path_work_without_torch(tmp_path: Path) -> None:
+    """The floor and an exported model's path (decision rule, ONNX classifier) with torch unimportable."""
+    script = (
+        BLOCK_TORCH
+        + """
+import numpy as np
+from PIL import Image
+from facemask.vision.crops import FaceCropper
+from facemask.vision.faces import Face
+from facemask.vision.images import load_frame
+import facemask.decision, facemask.inference.classifier, facemask.inference.predict, facemask.inference.realtime
+Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(sys.argv[1])
+frame = load_frame(sys.argv[1])
+crops = FaceCropper(lambda f: [Face((10, 10, 50, 50), 0.9)], 0.2)(frame)[1]
+assert crops.shape == (1, 28, 28)
+try:
+    import torch
+except ImportError:
+    print("ok")
+"""
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "frame.png")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_one_decision_rule() -> None:
+    """No module compares a probability with a threshold but facemask.decision."""
+    rule_like = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(
+                "threshold" in ast.unparse(side) and "score_threshold" not in ast.unparse(side)
+                for side in node.comparators
+            ):
+                rule_like.append(f"{path.relative_to(PACKAGE)}: {ast.unparse(node)}")
+    assert rule_like == ["decision.py: p > threshold"]
