@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 from rich.table import Table
 
+from facemask.data.root import find_root
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import load_classifier
 from facemask.inference.realtime import open_source, run_detection
@@ -33,7 +34,6 @@ from facemask.vision.faces import CenterFace
 from facemask.vision.images import IMAGE_SUFFIXES, load_frame
 
 FRAME = (640, 480)
-DEFAULT_PHOTOS = Path("../shared/data/photos")
 
 #: Runs a command and prints its peak resident memory in MB (ru_maxrss of the waited child, Linux: kB).
 PEAK_RSS = (
@@ -188,7 +188,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     for name in ("lightning.pytorch", "lightning.fabric"):  # no GPU/TPU/seed banners between the figures
         logging.getLogger(name).setLevel(logging.WARNING)
     repeats = 5 if args.quick else 50
-    photos = Path(args.photos) if args.photos else DEFAULT_PHOTOS
+    photos = Path(args.photos) if args.photos else find_root(None).parent / "photos"  # beside the dataset
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -185,6 +185,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from facemask.data.root import DEFAULT_ROOTS
+
     root = argparse.ArgumentParser(prog="facemask", description="Put a trained face-mask classifier to work.")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -266,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "dst",
         nargs="?",
-        default="data/mask28",
+        default=str(DEFAULT_ROOTS[0]),
         help="dataset folder (default %(default)s, where train.py looks)",
     )
     p.add_argument(
@@ -277,7 +279,9 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("bench", help="latency, throughput, FPS and memory figures to size a PC")
     p.add_argument("model", nargs="?", help="checkpoint (default: a freshly initialised default model)")
     p.add_argument(
-        "--photos", help="face photos to build the 640x480 test video from (default: ../shared/data/photos)"
+        "--photos",
+        help="face photos to build the 640x480 test video from (default: photos/ beside the dataset, "
+        "e.g. ../shared/data/photos)",
     )
     p.add_argument("--output", default="bench.json", help="where to save the figures (default %(default)s)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")

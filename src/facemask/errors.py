@@ -8,6 +8,10 @@ class FacemaskError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class DatasetError(FacemaskError):
+    """A dataset folder that does not have the expected layout."""
+
+
 @contextmanager
 def exit_on_user_error() -> Iterator[None]:
     """Turn a FacemaskError, also one wrapped by Hydra's instantiate, into ``error: ...`` and exit 1."""

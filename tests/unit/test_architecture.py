@@ -57,6 +57,8 @@ from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
 from facemask.vision.images import load_frame
 import facemask.decision, facemask.inference.classifier, facemask.inference.predict, facemask.inference.realtime
+import facemask.cli, facemask.web.server
+facemask.cli.parser()
 Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(sys.argv[1])
 frame = load_frame(sys.argv[1])
 crops = FaceCropper(lambda f: [Face((10, 10, 50, 50), 0.9)], 0.2)(frame)[1]

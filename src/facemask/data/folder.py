@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facemask.errors import FacemaskError
+from facemask.errors import DatasetError
 from facemask.vision.images import ImageError, load_image
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 #: precision and recall, because a mask is what the bank must recognise.
 CLASSES = ("WithoutMask", "WithMask")
 POSITIVE_CLASS = 1
-
-
-class DatasetError(FacemaskError):
-    """A dataset folder that does not have the expected layout."""
 
 
 def class_index(folder_name: str) -> int | None:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from facemask.data.cache import cached
 from facemask.data.folder import DatasetError, ImageSet, class_folders, class_index
-from facemask.vision.crops import DEFAULT_MARGIN, FaceCropper
+from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
 from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image
 
@@ -168,7 +168,7 @@ def labelled_faces(
     return found
 
 
-def framed_faces(found: Sequence[tuple[Path, int, Face]], margin: float = DEFAULT_MARGIN) -> ImageSet:
+def framed_faces(found: Sequence[tuple[Path, int, Face]], margin: float) -> ImageSet:
     """(photo, class index, face) rows as 28x28 images cut as ``facemask detect`` cuts a face (with
     ``margin`` around the detector's box)."""
     cropper = FaceCropper(margin=margin)

@@ -1,11 +1,12 @@
-"""Where the dataset is: one search, used by the configs, the CLI, bench and the notebooks."""
+"""Where the dataset is: one search, used by the configs, the CLI, bench and the notebooks (torch-free: the
+CLI parser reads its default)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from facemask.data.folder import DatasetError
+from facemask.errors import DatasetError
 
 #: Where the dataset is looked for when neither ``data.root`` nor FACEMASK_DATA says (relative to cwd).
 DEFAULT_ROOTS = (Path("data/mask28"), Path("../shared/data/mask28"))
