@@ -17,7 +17,7 @@ from facemask.data.folder import DatasetError
 from facemask.data.photos import framed_faces, labelled_faces
 from facemask.errors import FacemaskError
 from facemask.module import MaskClassifier
-from facemask.vision.crops import FaceCropper
+from facemask.vision.crops import DEFAULT_MARGIN, FaceCropper
 from tests.synthetic import ADAM, TINY_NET, fit, make_image_folder
 
 #: The two faces the stand-in detector finds in every 400x240 photo: left and right.
@@ -66,14 +66,16 @@ def test_annotated_faces_are_the_detected_faces_holding_their_centre(
     monkeypatch.setattr(faces, "CenterFace", TwoFaces)
     photos = annotated_photos(tmp_path)
     with caplog.at_level(logging.WARNING):
-        faces_set = framed_faces(labelled_faces(photos, tmp_path / "boxes.csv", tmp_path / "cache"))
+        faces_set = framed_faces(
+            labelled_faces(photos, tmp_path / "boxes.csv", tmp_path / "cache"), DEFAULT_MARGIN
+        )
     assert faces_set.labels.tolist() == [1, 0] * 3, "the miss is left out, never relabelled"
     assert "missed 3 of 9 labelled faces" in caplog.text
     photo = Image.open(photos / "0.jpg")
     for image, box in zip(faces_set.images[:2, 0].numpy(), (LEFT, RIGHT), strict=True):
         np.testing.assert_array_equal(image, FaceCropper().crop(photo, faces.Face(box, 1.0)))
     monkeypatch.setattr(faces, "CenterFace", None)  # a cache hit needs no detector
-    again = framed_faces(labelled_faces(photos, tmp_path / "boxes.csv", tmp_path / "cache"))
+    again = framed_faces(labelled_faces(photos, tmp_path / "boxes.csv", tmp_path / "cache"), DEFAULT_MARGIN)
     np.testing.assert_array_equal(again.images.numpy(), faces_set.images.numpy())
 
 

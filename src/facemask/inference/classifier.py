@@ -63,9 +63,8 @@ class OnnxClassifier:
             raise FacemaskError(f"{path}: not a model exported by 'facemask export' (inputs/outputs {names})")
         self.threshold = float(metadata[THRESHOLD_KEY])
         self.classes = tuple(json.loads(metadata[CLASSES_KEY]))
-        self.margin = float(
-            metadata.get(MARGIN_KEY, DEFAULT_MARGIN)
-        )  # exports before the record: the default
+        # exports from before the margin was recorded were all cut with the default
+        self.margin = float(metadata.get(MARGIN_KEY, DEFAULT_MARGIN))
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:

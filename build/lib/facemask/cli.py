@@ -1,0 +1,303 @@
+"""``facemask predict|detect|serve|export|bench``: using a trained model, with plain flags.
+
+MODEL is a train.py checkpoint (``.ckpt``) or an exported ``.onnx`` file. Each command imports what it
+needs when it runs: with an ONNX model, predict, detect and serve never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from facemask.errors import FacemaskError
+
+DETECTOR_WIDTH = 320  # CenterFace input width: ~20 px faces in 640x480, fast enough for 30 FPS (bench)
+
+
+def add_detector_options(parser: argparse.ArgumentParser, threads: int = 1) -> None:
+    """Detector and classifier flags. Classifier threads default to 1 where frames come one by one: a
+    frame's few faces gain nothing from more, and the detector needs the other cores."""
+    group = parser.add_argument_group("face detector")
+    add_margin_option(group)
+    group.add_argument(
+        "--detector-width",
+        type=int,
+        default=DETECTOR_WIDTH,
+        help="detector input width in pixels; larger finds smaller faces, slower (default %(default)s)",
+    )
+    group.add_argument(
+        "--min-score", type=float, default=0.5, help="detector confidence threshold (default %(default)s)"
+    )
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=threads,
+        help="classifier threads, 0 = all cores (default: %(default)s)",
+    )
+
+
+def add_margin_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="context around each face box, fraction of its size (default: the margin the model was "
+        "trained with, recorded in it; another value warns)",
+    )
+
+
+def make_cropper(args: argparse.Namespace, classifier):
+    """The face detector, with the model's own crop margin (or the --margin override)."""
+    from facemask.inference.classifier import crop_margin
+    from facemask.vision.crops import FaceCropper
+    from facemask.vision.faces import CenterFace
+
+    detector = CenterFace(input_width=args.detector_width, score_threshold=args.min_score)
+    return FaceCropper(detector, crop_margin(classifier, args.margin, args.model))
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from facemask.inference.classifier import load_classifier
+    from facemask.inference.predict import image_files, predict_files, render
+
+    classifier = load_classifier(args.model, args.threads)
+    files = list(image_files(args.paths))
+    if not files:
+        raise FacemaskError(f"no image files in {' '.join(args.paths)}")
+    cropper = make_cropper(args, classifier) if args.detect else None
+    rows, errors = predict_files(classifier, files, cropper, progress=sys.stderr.isatty())
+    render(rows, args.format, Console(width=None if sys.stdout.isatty() else 1000))  # pipes: whole paths
+    if args.detect:
+        found = len({row.file for row in rows if row.face is not None})
+        print(f"faces found in {found} of {len(files) - len(errors)} images", file=sys.stderr)
+    for message in errors:
+        print(f"unreadable: {message}", file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} of {len(files)} files could not be read", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import contextlib
+    import json
+
+    from facemask.inference.classifier import load_classifier
+    from facemask.inference.realtime import VIDEO_SUFFIXES, open_source, run_detection
+
+    classifier = load_classifier(args.model, args.threads)
+    cropper = make_cropper(args, classifier)
+    source = open_source(args.source)
+    output = Path(args.output) if args.output else None
+    log_path = Path(args.log) if args.log else None
+    if log_path is None and output is not None:
+        log_path = (
+            output.with_suffix(".jsonl")
+            if output.suffix.lower() in VIDEO_SUFFIXES
+            else output / "detections.jsonl"
+        )
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") if log_path else contextlib.nullcontext() as log:
+        summary = run_detection(source, cropper, classifier, output, log, args.show, args.max_frames)
+    ending = "interrupted" if summary.interrupted else "done"
+    print(
+        json.dumps(
+            {
+                "status": ending,
+                "frames": summary.frames,
+                "faces": summary.faces,
+                "fps": round(summary.fps, 2),
+                "output": str(output) if output else None,
+                "log": str(log_path) if log_path else None,
+            }
+        ),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from facemask.inference.classifier import load_classifier
+    from facemask.web.server import create_app
+
+    classifier = load_classifier(args.model, args.threads)
+    app = create_app(
+        classifier, make_cropper(args, classifier), Path(args.model).name, int(args.max_upload_mb * 2**20)
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from facemask.data.folder import load_image_folder
+    from facemask.data.root import find_root, find_split
+    from facemask.inference.export import check_parity, export_onnx
+
+    test = find_split(find_root(args.data), "Test")  # first: no ONNX file written without its check
+    output = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
+    export_onnx(args.checkpoint, output)
+    print(f"wrote {output}")
+    parity = check_parity(args.checkpoint, output, load_image_folder(test).images[:, 0].numpy())
+    print(f"{parity} ({test})")
+    return 0 if parity.same_labels else 1
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from facemask.inference.calibrate import run_calibration
+
+    result, written = run_calibration(
+        args.model, args.folder, args.target, args.detect, args.boxes, args.output, args.margin
+    )
+    print("\n".join(result.lines()))
+    print(f"wrote {written}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from facemask.data.prepare import prepare
+
+    split = {} if args.test_fraction is None else {"test_fraction": args.test_fraction}
+    report = prepare(args.src, args.dst, seed=args.seed, progress=sys.stderr.isatty(), **split)
+    print(f"wrote {args.dst}")
+    print("\n".join(report.lines()))
+    return 1 if report.unreadable else 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from facemask.data.download import SOURCE_URL, download
+
+    report = download(args.dst, args.url or SOURCE_URL, progress=sys.stderr.isatty())
+    print(f"wrote {args.dst}")
+    print("\n".join(report.lines()))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from facemask.bench import run_bench
+
+    run_bench(args)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from facemask.data.root import DEFAULT_ROOTS
+
+    root = argparse.ArgumentParser(prog="facemask", description="Put a trained face-mask classifier to work.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser(
+        "predict", help="label image files (whole face crops, or every face with --detect)"
+    )
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--detect", action="store_true", help="find the faces first and label each one")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    add_detector_options(p, threads=0)  # whole folders: large batches use every core
+    p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("detect", help="real-time detection on a camera, a video, an image or a folder")
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("--source", required=True, help="camera index (0), video file, image file or folder")
+    p.add_argument("--output", help="annotated video (.mp4, .avi...) or a folder for annotated images")
+    p.add_argument("--log", help="JSON-lines log of every frame (default: beside --output)")
+    p.add_argument("--show", action="store_true", help="show the annotated frames live (q or Esc quits)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    add_detector_options(p)
+    p.set_defaults(run=cmd_detect)
+
+    p = commands.add_parser("serve", help="web page (upload or webcam) and JSON API")
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--max-upload-mb", type=float, default=10.0, help="larger uploads get 413 (default %(default)s)"
+    )
+    p.add_argument("--quiet", action="store_true", help="log warnings only, not every request")
+    add_detector_options(p)
+    p.set_defaults(run=cmd_serve)
+
+    p = commands.add_parser("export", help="export a checkpoint to ONNX and check it against PyTorch on Test")
+    p.add_argument("checkpoint")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--output", help="default: the checkpoint's path with .onnx")
+    p.add_argument(
+        "--data", default=None, help="dataset root for the parity check (default: as train.py finds it)"
+    )
+    p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("calibrate", help="refit the operating threshold on a site's own labelled faces")
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("folder", help="WithMask/ and WithoutMask/ folders of faces (of photos with --detect)")
+    p.add_argument(
+        "--detect", action="store_true", help="the folder holds photos: cut their faces as detect does"
+    )
+    p.add_argument("--boxes", help="a CSV of annotated faces in the folder's photos (file,x0,y0,x1,y1,class)")
+    p.add_argument(
+        "--target",
+        default="precision=0.98",
+        help="METRIC=VALUE, or balanced: precision and recall alike (default %(default)s)",
+    )
+    p.add_argument("--output", help="the calibrated copy (default: MODEL-calibrated with its suffix)")
+    add_margin_option(p)
+    p.set_defaults(run=cmd_calibrate)
+
+    data = commands.add_parser("data", help="get the dataset: prepare photos, or download the public source")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    p = data_commands.add_parser(
+        "prepare", help="face photos with mask / no-mask class folders -> 28x28 Train/Test"
+    )
+    p.add_argument(
+        "src",
+        help="folder with with_mask/without_mask (or WithMask/WithoutMask) folders, or train/ and test/ holding them",
+    )
+    p.add_argument("dst", help="new dataset folder (must not exist or be empty)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="Test share where SRC has no splits (default: 0.13, the case study's 194 of 1509)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of that split (default %(default)s)")
+    p.set_defaults(run=cmd_prepare)
+    p = data_commands.add_parser("download", help="fetch the case study's public photos and prepare them")
+    p.add_argument(
+        "dst",
+        nargs="?",
+        default=str(DEFAULT_ROOTS[0]),
+        help="dataset folder (default %(default)s, where train.py looks)",
+    )
+    p.add_argument(
+        "--url", default=None, help="archive URL (default: the prajnasb/observations repository on GitHub)"
+    )
+    p.set_defaults(run=cmd_download)
+
+    p = commands.add_parser("bench", help="latency, throughput, FPS and memory figures to size a PC")
+    p.add_argument("model", nargs="?", help="checkpoint (default: a freshly initialised default model)")
+    p.add_argument(
+        "--photos",
+        help="face photos to build the 640x480 test video from (default: photos/ beside the dataset, "
+        "e.g. ../shared/data/photos)",
+    )
+    p.add_argument("--output", default="bench.json", help="where to save the figures (default %(default)s)")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (for tests)")
+    add_detector_options(p)
+    p.set_defaults(run=cmd_bench)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except FacemaskError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""MaskDataModule: Train split into stratified train/val, Test (and named extra test sets) in memory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from facemask.data.folder import ImageSet, load_image_folder
+from facemask.data.photos import framed_faces
+from facemask.data.root import find_root, find_split
+from facemask.data.sources import (
+    FRAMINGS,
+    PhotoSpec,
+    RealPhotos,
+    Synthesis,
+    TrainPhotos,
+    photo_folder,
+    spec_faces,
+)
+from facemask.data.splits import stratified_fold, stratified_split
+from facemask.errors import FacemaskError
+from facemask.vision.crops import DEFAULT_MARGIN, check_margin
+
+log = logging.getLogger(__name__)
+info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
+
+
+class EvalShard(DistributedSampler):
+    """Under DDP, each validation/test image on exactly one process: Lightning's default sampler pads
+    the shards to equal length by repeating images, which would count them twice in the metrics."""
+
+    def __init__(self, dataset: TensorDataset, trainer: L.Trainer) -> None:
+        super().__init__(dataset, trainer.world_size, trainer.global_rank, shuffle=False)
+        self.indices = list(range(trainer.global_rank, len(dataset), trainer.world_size))
+        self.num_samples = len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+
+class MaskDataModule(LightningDataModule):
+    """Decodes each split once into uint8 tensors; augmentation runs batched in ``on_after_batch_transfer``.
+
+    The validation split is ``val_fraction`` of each class, or with ``folds`` set, fold ``fold`` of a
+    stratified k-fold (cross-validation). Test is the ``test`` set; ``extra_test_sets`` (name -> ImageFolder
+    root of 28x28 images) and ``detected_test_sets`` (name -> ImageFolder root of full-size photos, cut by the
+    face detector as ``facemask detect`` cuts them) are tested beside it under their own metric prefix. A set
+    whose folder does not exist is skipped with a warning, so that the default config works where ../shared is
+    absent. Training adds the sources of ``data/sources.py``: the split's own photos re-framed and drawn on
+    (``TrainPhotos``), and labelled real photos (``RealPhotos``).
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        augment: nn.Module | None = None,
+        skip_bad_files: bool = False,
+        extra_test_sets: Mapping[str, str | None] | None = None,
+        folds: int | None = None,
+        fold: int = 0,
+        synthetic: Mapping[str, Any] | None = None,
+        framing: str = "dataset",
+        photos: str | None = None,
+        cache_dir: str | None = None,
+        test_groups: Mapping[str, Sequence[str]] | None = None,
+        detected_test_sets: Mapping[str, PhotoSpec | None] | None = None,
+        real_photos: Mapping[str, PhotoSpec | None] | None = None,
+        val_sets: Mapping[str, PhotoSpec | None] | None = None,
+        val_pool: Sequence[str] | None = None,
+        real_repeat: int = 1,
+        real_margins: Sequence[float] | None = None,
+        margin: float = DEFAULT_MARGIN,
+    ) -> None:
+        super().__init__()
+        if augment is not None and not callable(augment):
+            raise FacemaskError(
+                f"data.augment={augment!r} is not a transform: pick a preset with data/augment=NAME"
+            )
+        extra_test_sets = dict(extra_test_sets or {})  # plain types: checkpoints load with weights_only
+        detected_test_sets, real_photos, val_sets, synthetic, test_groups, val_pool, real_margins = (
+            OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+            for value in (
+                detected_test_sets,
+                real_photos,
+                val_sets,
+                synthetic,
+                test_groups,
+                val_pool,
+                real_margins,
+            )
+        )
+        unknown = set(val_pool or ()) - {"val_dataset", *(val_sets or {})}
+        if unknown:
+            raise FacemaskError(
+                f"data.val_pool names {', '.join(sorted(unknown))}: expected val_dataset or a name in data.val_sets"
+            )
+        if real_repeat < 1:
+            raise FacemaskError(f"data.real_repeat={real_repeat}: expected a whole number >= 1")
+        check_margin(margin, "data.margin")
+        for real_margin in real_margins or ():
+            check_margin(real_margin, f"data.real_margins={real_margins}")
+        if framing not in FRAMINGS:
+            raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        self.augment = augment
+        options = {key: value for key, value in (synthetic or {}).items() if key != "real_faces"}
+        synthesis = Synthesis(options, cache_dir, photos) if synthetic else None
+        self.train_photos = TrainPhotos(photos, framing, margin, synthesis, cache_dir, skip_bad_files)
+        real_synthesis = synthesis if (synthetic or {}).get("real_faces") else None
+        self.real_photos = RealPhotos(
+            real_photos or {},
+            real_margins or [margin],
+            real_repeat,
+            real_synthesis,
+            cache_dir,
+            skip_bad_files,
+        )
+        self.sets: dict[str, ImageSet] = {}
+        self.roots: dict[str, Path] = {}  # the folder of each test set (for its labels.csv, if any)
+
+    @property
+    def test_set_names(self) -> list[str]:
+        """Metric prefixes of the test dataloaders, in order."""
+        return [name for name in self.sets if name not in ("train", "val", *self.val_set_names)]
+
+    @property
+    def val_set_names(self) -> list[str]:
+        """Metric prefixes of the validation dataloaders: ``val`` is what every choice is made on (the pool
+        of ``val_pool``); with extra validation sets, each is also scored alone (``val_dataset``: the split)."""
+        extra = [name for name in self.sets if name in (self.hparams.val_sets or {})]
+        return ["val", "val_dataset", *extra] if extra else ["val"]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.sets:
+            return
+        root = find_root(self.hparams.root)
+        info_once("dataset: %s", root)
+        skip = self.hparams.skip_bad_files
+        full_train = load_image_folder(find_split(root, "Train"), skip)
+        if self.hparams.folds:
+            split = stratified_fold(
+                full_train.labels, self.hparams.folds, self.hparams.fold, self.hparams.split_seed
+            )
+        else:
+            split = stratified_split(full_train.labels, self.hparams.val_fraction, self.hparams.split_seed)
+        train_idx, val_idx = split
+        self.roots["test"] = find_split(root, "Test")
+        self.sets = {
+            "train": ImageSet.concat(
+                [self.train_photos.build(full_train.subset(train_idx)), *self.real_photos.build()]
+            ),
+            "val": full_train.subset(val_idx),
+            "test": load_image_folder(self.roots["test"], skip),
+        }
+        for name, path in (self.hparams.extra_test_sets or {}).items():
+            if self._exists(name, path):
+                self.roots[name] = Path(path)
+                self.sets[name] = load_image_folder(path, skip)
+        for name, spec in {
+            **(self.hparams.detected_test_sets or {}),
+            **(self.hparams.val_sets or {}),
+        }.items():
+            if self._exists(name, photo_folder(spec)):
+                self.roots[name] = photo_folder(spec)
+                found = spec_faces(spec, self.hparams.cache_dir, skip)
+                self.sets[name] = framed_faces(found, self.hparams.margin)  # as deployment cuts them
+        self._pool_validation()
+        info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
+
+    @staticmethod
+    def _exists(name: str, path: str | Path | None) -> bool:
+        """Whether a named set's folder exists; a missing one is skipped with a warning, so that the default
+        config works where ../shared is absent."""
+        if path is None or not Path(path).is_dir():
+            log.warning("data set %r skipped: folder %s not found", name, path)
+            return False
+        return True
+
+    def _pool_validation(self) -> None:
+        """With extra validation sets, ``val`` becomes the pool of ``val_pool`` (default: all of them and the
+        split, ``val_dataset``), so that checkpoints, early stopping and the threshold fit real faces too."""
+        extra = [name for name in self.val_set_names if name not in ("val", "val_dataset")]
+        if not extra:
+            return
+        self.sets = {"val_dataset": self.sets.pop("val"), **self.sets}
+        pooled = [self.sets[name] for name in (self.hparams.val_pool or ["val_dataset", *extra])]
+        self.sets["val"] = ImageSet.concat(pooled)
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        images = self.sets[name]
+        dataset = TensorDataset(images.images, images.labels)
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            sampler=EvalShard(dataset, self.trainer) if distributed and not shuffle else None,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        loaders = [self._loader(name) for name in self.val_set_names]
+        return loaders if len(loaders) > 1 else loaders[0]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(name) for name in self.test_set_names]
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list[torch.Tensor]:
+        """uint8 -> float in [0, 1]; augment training batches on the device, the whole batch at once."""
+        images, labels = batch
+        images = images.float().div_(255)
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            images = self.augment(images)
+        return [images, labels]

@@ -1,0 +1,185 @@
+"""The full-size photos behind the 28x28 training images, and the face the detector finds in each.
+
+Mask synthesis and detector-framed training both start from ``../shared/data/train-photos``
+(``WithMask/`` and ``WithoutMask/``, the originals of mask28/Train under the same stems). Detection
+runs once per set of photos and is cached, so that every variant after the first costs only drawing.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from facemask.data.cache import cached
+from facemask.data.folder import DatasetError, ImageSet, class_folders, class_index
+from facemask.vision.crops import FaceCropper
+from facemask.vision.faces import Face
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image
+
+log = logging.getLogger(__name__)
+
+
+def photo_paths(photos: str | Path, images: ImageSet) -> list[Path | None]:
+    """The full-size photo of each image (same class folder, same stem), None where there is none."""
+    index = {}
+    for label, folder in class_folders(Path(photos)).items():
+        for path in folder.iterdir():
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                index[label, path.stem] = path
+    return [
+        index.get((label, path.stem))
+        for path, label in zip(images.paths, images.labels.tolist(), strict=True)
+    ]
+
+
+def detected_faces(
+    paths: Sequence[Path | None], cache_dir: str | Path | None = None, skip_bad_files: bool = False
+) -> list[list[Face]]:
+    """Every face CenterFace finds in each photo (none for a missing photo); an unreadable photo stops
+    with its name, or is warned about and counts as faceless with ``skip_bad_files``. Cached per photo list."""
+
+    def detect() -> np.ndarray:  # one row a face: photo index, box, landmarks
+        from facemask.vision.faces import CenterFace
+
+        detector, rows, nan = CenterFace(), [], [np.nan] * 10
+        for index, path in enumerate(paths):
+            if path is None:
+                continue
+            try:
+                found = detector(load_frame(path))
+            except ImageError as err:
+                if not skip_bad_files:
+                    raise
+                log.warning("skipped %s", err)
+                continue
+            rows.extend(
+                [index, *face.box, *(np.ravel(face.landmarks) if face.landmarks else nan)] for face in found
+            )
+        return np.array(rows, dtype=np.float32).reshape(-1, 15)
+
+    rows = cached(cache_dir, "detections", [str(p) for p in paths], detect)
+    found: list[list[Face]] = [[] for _ in paths]
+    for row in rows:
+        landmarks = () if np.isnan(row[5]) else tuple(map(tuple, row[5:].reshape(5, 2).tolist()))
+        found[int(row[0])].append(Face(tuple(row[1:5].tolist()), 1.0, landmarks))
+    return found
+
+
+def largest(found: Sequence[Face]) -> Face | None:
+    """The face with the largest box (None where there is none)."""
+    return max(
+        found, key=lambda face: (face.box[2] - face.box[0]) * (face.box[3] - face.box[1]), default=None
+    )
+
+
+def largest_faces(
+    paths: Sequence[Path | None], cache_dir: str | Path | None = None, skip_bad_files: bool = False
+) -> list[Face | None]:
+    """The largest face CenterFace finds in each photo (None: no photo or no face)."""
+    return [largest(found) for found in detected_faces(paths, cache_dir, skip_bad_files)]
+
+
+def matching_face(box: Sequence[float], found: Sequence[Face]) -> Face | None:
+    """The detected face that contains the centre of an annotated ``box``, the one nearest to it where
+    several do: annotators box faces differently from the detector (eyes to chin), so boxes never match
+    exactly, but the face they mean holds their centre."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    holding = [f for f in found if f.box[0] <= cx <= f.box[2] and f.box[1] <= cy <= f.box[3]]
+    return min(
+        holding,
+        key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2,
+        default=None,
+    )
+
+
+def read_boxes(csv_path: str | Path, photos: str | Path) -> list[tuple[Path, tuple[float, ...], int]]:
+    """(photo, annotated box, class index) of every row of a boxes CSV (``file,x0,y0,x1,y1,class``, files
+    relative to the CSV's folder) whose photo lies under ``photos``."""
+    csv_path, photos = Path(csv_path), Path(photos).resolve()
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: boxes CSV not found")
+    with csv_path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"file", "x0", "y0", "x1", "y1", "class"} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            path = (csv_path.parent / row["file"]).resolve()
+            if not path.is_relative_to(photos):
+                continue
+            label = class_index(row["class"])
+            if label is None:
+                raise DatasetError(f"{csv_path}:{line}: unknown class {row['class']!r}")
+            try:
+                box = tuple(float(row[key]) for key in ("x0", "y0", "x1", "y1"))
+            except ValueError as err:
+                raise DatasetError(f"{csv_path}:{line}: box is not numeric ({err})") from err
+            rows.append((path, box, label))
+    if not rows:
+        raise DatasetError(f"{csv_path}: no boxes of photos under {photos}")
+    return rows
+
+
+def labelled_faces(
+    photos: str | Path,
+    boxes: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    skip_bad_files: bool = False,
+) -> list[tuple[Path, int, Face]]:
+    """(photo, class index, detected face) of every labelled face of a photo set that CenterFace finds.
+
+    Without ``boxes``, ``photos`` holds class folders and each photo's largest face is its label's face; with
+    a boxes CSV, each annotated face is the detected face holding its centre (``matching_face``). Photos or
+    annotated faces the detector misses are left out and counted in the log, never relabelled.
+    """
+    if boxes is None:
+        wanted = [
+            (path, None, label)
+            for label, folder in class_folders(Path(photos)).items()
+            for path in sorted(folder.rglob("*"))
+            if path.suffix.lower() in IMAGE_SUFFIXES
+        ]
+    else:
+        wanted = read_boxes(boxes, photos)
+    paths = list(dict.fromkeys(path for path, _, _ in wanted))
+    by_photo = dict(zip(paths, detected_faces(paths, cache_dir, skip_bad_files), strict=True))
+    found = []
+    for path, box, label in wanted:
+        candidates = by_photo[path]
+        face = largest(candidates) if box is None else matching_face(box, candidates)
+        if face is not None:
+            found.append((path, label, face))
+    if not found:
+        raise DatasetError(f"{photos}: no face found in any of its {len(wanted)} labelled faces")
+    if len(found) < len(wanted):
+        log.warning(
+            "%s: the face detector missed %d of %d labelled faces (left out)",
+            photos,
+            len(wanted) - len(found),
+            len(wanted),
+        )
+    return found
+
+
+def framed_faces(found: Sequence[tuple[Path, int, Face]], margin: float) -> ImageSet:
+    """(photo, class index, face) rows as 28x28 images cut as ``facemask detect`` cuts a face (with
+    ``margin`` around the detector's box)."""
+    cropper = FaceCropper(margin=margin)
+    decoded: dict[Path, Image.Image] = {}
+    images = []
+    for path, _, face in found:  # a photo with several faces is decoded once
+        if path not in decoded:
+            decoded = {path: open_image(path)}
+        images.append(cropper.crop(decoded[path], face))
+    return ImageSet(
+        torch.from_numpy(np.stack(images)).unsqueeze(1),
+        torch.tensor([label for _, label, _ in found]),
+        [path for path, _, _ in found],
+    )

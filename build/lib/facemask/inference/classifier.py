@@ -1,0 +1,121 @@
+"""A trained classifier behind one interface: a checkpoint (PyTorch) or an exported ONNX file (onnxruntime).
+
+Both take face crops as the dataset stores them, uint8 (N, 28, 28), and return P(WithMask); both carry
+what the model was trained with: the operating threshold and the crop margin, so every app cuts faces the
+way the model saw them. The ONNX path never imports torch, so a deployment needs neither PyTorch nor Lightning.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from facemask.decision import is_mask
+from facemask.errors import FacemaskError
+from facemask.vision.crops import DEFAULT_MARGIN
+
+#: ONNX graph names and metadata keys, shared by export and loading.
+INPUT_NAME, OUTPUT_NAME = "images", "p_mask"
+THRESHOLD_KEY, CLASSES_KEY, MARGIN_KEY = "threshold", "classes", "margin"
+
+
+class Classifier(Protocol):
+    threshold: float
+    classes: tuple[str, ...]
+    margin: float  # the crop margin the model was trained with (vision.crops)
+
+    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        """P(WithMask) (N,) float32 for uint8 face crops (N, 28, 28)."""
+        ...
+
+
+def to_input(crops: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]: the model's input (it normalises itself)."""
+    return (np.asarray(crops, dtype=np.float32) / 255.0)[:, None]
+
+
+class OnnxClassifier:
+    """An exported model run by onnxruntime; threshold and class names come from its metadata."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # idle threads must not spin: in the detect loop they would steal the cores the face detector needs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf kinds
+            raise FacemaskError(f"{path}: not a readable ONNX model ({err})") from err
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        names = (
+            [node.name for node in self.session.get_inputs()],
+            [node.name for node in self.session.get_outputs()],
+        )
+        if names != ([INPUT_NAME], [OUTPUT_NAME]) or THRESHOLD_KEY not in metadata:
+            raise FacemaskError(f"{path}: not a model exported by 'facemask export' (inputs/outputs {names})")
+        self.threshold = float(metadata[THRESHOLD_KEY])
+        self.classes = tuple(json.loads(metadata[CLASSES_KEY]))
+        # exports from before the margin was recorded were all cut with the default
+        self.margin = float(metadata.get(MARGIN_KEY, DEFAULT_MARGIN))
+
+    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: to_input(crops)})[0]
+
+
+class TorchClassifier:
+    """A train.py checkpoint, run by PyTorch in eval mode."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import torch
+
+        from facemask.data.folder import CLASSES
+        from facemask.module import load_checkpoint
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = load_checkpoint(path)
+        self.threshold = float(self.model.threshold)
+        self.classes = CLASSES
+        self.margin = self.model.margin
+
+    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.predict_proba(torch.from_numpy(to_input(crops))).numpy()
+
+
+def crop_margin(classifier: Classifier, override: float | None, model: str | Path) -> float:
+    """The margin to cut faces with: the model's own, or ``override`` with a warning where it differs (the
+    model then sees faces framed unlike its training)."""
+    if override is None or override == classifier.margin:
+        return classifier.margin
+    print(
+        f"warning: {model}: cutting faces with margin {override}, not the {classifier.margin} it was trained with",
+        file=sys.stderr,
+    )
+    return override
+
+
+def load_classifier(path: str | Path, threads: int | None = None) -> Classifier:
+    """The classifier in ``path``: ``.onnx`` for onnxruntime, anything else a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacemaskError(f"{path}: model file not found")
+    kind = OnnxClassifier if path.suffix.lower() == ".onnx" else TorchClassifier
+    return kind(path, threads)
+
+
+def labels_for(classifier: Classifier, probs: np.ndarray) -> list[str]:
+    """Class names at the classifier's operating threshold."""
+    return [classifier.classes[int(is_mask(p, classifier.threshold))] for p in probs]

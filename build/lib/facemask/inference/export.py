@@ -1,0 +1,96 @@
+"""``facemask export``: a checkpoint as a self-contained ONNX file, checked against PyTorch.
+
+The graph takes what the dataset stores, scaled: float32 (N, 1, 28, 28) in [0, 1] (grayscale with
+PIL's ``convert("L")``, Lanczos resize to 28x28, divided by 255). Normalisation, flip test-time
+augmentation and the softmax are folded in; the output is P(WithMask) (N,). The operating threshold and
+the class names and the crop margin travel in the model's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from facemask.data.folder import CLASSES
+from facemask.decision import is_mask
+from facemask.inference.classifier import (
+    CLASSES_KEY,
+    INPUT_NAME,
+    MARGIN_KEY,
+    OUTPUT_NAME,
+    THRESHOLD_KEY,
+    OnnxClassifier,
+    TorchClassifier,
+)
+from facemask.module import MaskClassifier, load_checkpoint
+
+PREPROCESSING = (
+    "input: float32 (N, 1, 28, 28) in [0, 1] = PIL convert('L'), Lanczos resize to 28x28, / 255; "
+    "output: P(WithMask) (N,); WithMask where p > threshold"
+)
+
+
+class MaskProbability(nn.Module):
+    """The exported graph: the classifier's eval-mode forward and softmax, P(WithMask) only."""
+
+    def __init__(self, model: MaskClassifier) -> None:
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images).softmax(dim=-1)[:, 1]
+
+
+def export_onnx(checkpoint: str | Path, output: str | Path) -> Path:
+    """Write ``checkpoint`` as ONNX to ``output`` with a dynamic batch size and the metadata."""
+    model = load_checkpoint(checkpoint)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(2, 1, 28, 28)
+    logging.getLogger("torch.onnx").setLevel(logging.WARNING)
+    program = torch.onnx.export(
+        MaskProbability(model).eval(),
+        (example,),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        verbose=False,
+    )
+    program.save(str(output))
+    graph = onnx.load(str(output))
+    metadata = {
+        THRESHOLD_KEY: str(float(model.threshold)),
+        CLASSES_KEY: json.dumps(list(CLASSES)),
+        MARGIN_KEY: str(model.margin),
+        "preprocessing": PREPROCESSING,
+        "source": str(checkpoint),
+    }
+    onnx.helper.set_model_props(graph, metadata)
+    onnx.save(graph, str(output))
+    return output
+
+
+@dataclass(frozen=True)
+class Parity:
+    images: int
+    max_abs_diff: float
+    same_labels: bool
+
+    def __str__(self) -> str:
+        verdict = "identical labels" if self.same_labels else "LABELS DIFFER"
+        return f"parity on {self.images} images: max |p_onnx - p_torch| = {self.max_abs_diff:.2e}, {verdict}"
+
+
+def check_parity(checkpoint: str | Path, onnx_path: str | Path, crops: np.ndarray) -> Parity:
+    """Probabilities and labels of the ONNX file against the checkpoint on the same crops."""
+    reference, exported = TorchClassifier(checkpoint), OnnxClassifier(onnx_path)
+    p_torch, p_onnx = reference.predict_proba(crops), exported.predict_proba(crops)
+    same = bool(np.array_equal(is_mask(p_torch, reference.threshold), is_mask(p_onnx, exported.threshold)))
+    return Parity(len(crops), float(np.abs(p_torch - p_onnx).max(initial=0.0)), same)

@@ -1,0 +1,136 @@
+"""``facemask predict``: label image files, whole (face crops like the dataset's) or face by face.
+
+Bad files never stop the run: each is reported with its reason at the end, and the exit code says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from facemask.errors import FacemaskError
+from facemask.inference.classifier import Classifier, labels_for
+from facemask.vision.crops import FaceCropper
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, load_image
+
+BATCH = 256
+
+
+@dataclass
+class Prediction:
+    """One face: the whole image (``face`` None) or the ``face``-th detection with its ``box`` and the
+    ``crop`` the classifier saw (box + the model's margin)."""
+
+    file: str
+    label: str
+    p_mask: float
+    threshold: float
+    face: int | None = None
+    box: tuple[int, int, int, int] | None = None
+    crop: tuple[int, int, int, int] | None = None
+
+
+def image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files named directly (whatever their suffix: a bad one is reported, not ignored) and image
+    files found recursively in folders, in sorted order."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif path.exists():
+            yield path
+        else:
+            raise FacemaskError(f"{path}: no such file or folder")
+
+
+def predict_files(
+    classifier: Classifier,
+    files: list[Path],
+    cropper: FaceCropper | None = None,
+    progress: bool = True,
+) -> tuple[list[Prediction], list[str]]:
+    """Predictions for every readable file (every face with a ``cropper``, which holds the face detector) and
+    one message per unreadable one.
+
+    An image where the detector finds no face gets a row labelled ``no face``.
+    """
+    crops, keys, errors = [], [], []
+    for path in track(
+        files, description="predicting", disable=not progress or len(files) < 2, transient=True
+    ):
+        try:
+            if cropper is None:
+                crops.append(load_image(path)[None])
+                keys.append((path, None, None, None))
+                continue
+            frame = load_frame(path)
+        except ImageError as err:
+            errors.append(str(err))
+            continue
+        faces, face_crops = cropper(frame)
+        crops.append(face_crops)
+        keys.extend((path, i, face.box, cropper.box(face, frame.shape)) for i, face in enumerate(faces))
+        if not faces:
+            keys.append((path, -1, None, None))
+    images = np.concatenate(crops) if crops else np.zeros((0, 28, 28), np.uint8)
+    probs = np.concatenate(
+        [classifier.predict_proba(images[i : i + BATCH]) for i in range(0, len(images), BATCH)] or [[]]
+    )
+    return _rows(classifier, keys, probs), errors
+
+
+def _rows(classifier: Classifier, keys: list[tuple], probs: np.ndarray) -> list[Prediction]:
+    labels, rows, scored = labels_for(classifier, probs), [], iter(range(len(probs)))
+    for path, face, box, crop in keys:
+        if face == -1:
+            rows.append(Prediction(str(path), "no face", float("nan"), classifier.threshold))
+            continue
+        i = next(scored)
+        rounded = None if box is None else tuple(round(v) for v in box)
+        rows.append(
+            Prediction(str(path), labels[i], float(probs[i]), classifier.threshold, face, rounded, crop)
+        )
+    return rows
+
+
+def render(rows: list[Prediction], fmt: str, console: Console) -> None:
+    """Print ``rows`` as a table, CSV or JSON (one object per row; NaN as null)."""
+    if fmt == "json":
+        data = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in asdict(r).items()} for r in rows
+        ]
+        print(json.dumps(data, indent=1))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "label", "p_mask", "threshold"])
+        for r in rows:
+            box = list(r.box) if r.box else ["", "", "", ""]
+            p = "" if r.p_mask != r.p_mask else f"{r.p_mask:.6f}"
+            writer.writerow(
+                [r.file, "" if r.face is None else r.face, *box, r.label, p, f"{r.threshold:.6f}"]
+            )
+        print(buffer.getvalue(), end="")
+    else:
+        table = Table("file", "face", "box", "label", "P(mask)", "threshold", box=None)
+        for r in rows:
+            colour = {"WithMask": "green", "WithoutMask": "red"}.get(r.label, "yellow")
+            table.add_row(
+                r.file,
+                "" if r.face is None else str(r.face),
+                "" if r.box is None else " ".join(map(str, r.box)),
+                f"[{colour}]{r.label}[/]",
+                "" if r.p_mask != r.p_mask else f"{r.p_mask:.3f}",
+                f"{r.threshold:.3f}",
+            )
+        console.print(table)

@@ -1,0 +1,232 @@
+"""``facemask detect``: the frame loop. Source -> faces -> one classifier batch -> annotated frame + log.
+
+Sources: a camera index, a video file, an image, or a folder of images. Ctrl-C (or ``q`` in the
+``--show`` window) ends the loop and still finalises the video and the log.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+
+from facemask.errors import FacemaskError
+from facemask.inference.classifier import Classifier, labels_for
+from facemask.vision.crops import FaceCropper
+from facemask.vision.faces import Face
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
+COLOURS = {"WithMask": (0, 200, 0), "WithoutMask": (0, 0, 230)}  # BGR: green mask, red no mask
+SHORT = {"WithMask": "mask", "WithoutMask": "no mask"}
+
+
+@dataclass
+class Source:
+    """Frames with their names; ``fps`` for a video or camera (None for images)."""
+
+    frames: Iterator[tuple[str, np.ndarray]]
+    fps: float | None
+    is_video: bool
+
+
+def open_source(source: str) -> Source:
+    """A camera index (``0``), a video file, an image file or a folder of images."""
+    if source.isdigit():
+        return _capture(cv2.VideoCapture(int(source)), f"camera {source}")
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FacemaskError(f"{path}: no images in this folder")
+        return Source(_readable_frames(files), None, False)
+    if not path.is_file():
+        raise FacemaskError(f"{path}: no such camera, file or folder")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return _capture(cv2.VideoCapture(str(path)), str(path))
+    return Source(iter([(str(path), load_frame(path))]), None, False)
+
+
+def _readable_frames(files: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
+    """Frames of a folder's images; an unreadable one is reported on stderr and skipped."""
+    for path in files:
+        try:
+            yield str(path), load_frame(path)
+        except ImageError as err:
+            print(f"skipped: {err}", file=sys.stderr)
+
+
+def _capture(capture: cv2.VideoCapture, name: str) -> Source:
+    if not capture.isOpened():
+        raise FacemaskError(f"{name} cannot be opened (not connected, busy, or not a video OpenCV can read)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def frames() -> Iterator[tuple[str, np.ndarray]]:
+        try:
+            index = 0
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield f"{name}#{index}", frame
+                index += 1
+        finally:
+            capture.release()
+
+    return Source(frames(), fps, True)
+
+
+@dataclass
+class FrameResult:
+    """The faces of one frame: detections, the region each crop was cut from, labels and P(WithMask)."""
+
+    faces: list[Face]
+    crops: list[tuple[int, int, int, int]]
+    labels: list[str]
+    probs: np.ndarray
+
+    def face_records(self) -> list[dict]:
+        """One dict per face, the shape of a classified face everywhere (detect's log, the web API)."""
+        return [
+            {
+                "box": [round(v, 1) for v in face.box],
+                "crop": list(crop),
+                "score": round(face.score, 4),
+                "label": label,
+                "p_mask": round(float(p), 4),
+            }
+            for face, crop, label, p in zip(self.faces, self.crops, self.labels, self.probs, strict=True)
+        ]
+
+    def record(self, frame: int, name: str, elapsed: float) -> dict:
+        """One JSON-lines entry."""
+        return {"frame": frame, "source": name, "time": round(elapsed, 4), "faces": self.face_records()}
+
+
+def classify_frame(frame: np.ndarray, cropper: FaceCropper, classifier: Classifier) -> FrameResult:
+    """Every face of one frame, classified in one batch."""
+    faces, crops = cropper(frame)
+    probs = classifier.predict_proba(crops)
+    boxes = [cropper.box(face, frame.shape) for face in faces]
+    return FrameResult(faces, boxes, labels_for(classifier, probs), probs)
+
+
+def annotate(frame: np.ndarray, result: FrameResult, fps: float | None = None) -> np.ndarray:
+    """Boxes (the crop the classifier saw) with label and confidence; the FPS counter top-left."""
+    out = frame.copy()
+    thickness = max(1, round(max(frame.shape[:2]) / 400))
+    scale = max(0.4, max(frame.shape[:2]) / 1000)
+    for (left, top, right, bottom), label, p in zip(result.crops, result.labels, result.probs, strict=True):
+        colour = COLOURS[label]
+        confidence = p if label == "WithMask" else 1 - p
+        cv2.rectangle(out, (left, top), (right, bottom), colour, thickness)
+        text = f"{SHORT[label]} {confidence:.0%}"
+        (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        y = max(top, height + base + 2)
+        cv2.rectangle(out, (left, y - height - base - 2), (left + width + 2, y), colour, -1)
+        cv2.putText(
+            out, text, (left + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness
+        )
+    if fps is not None:
+        cv2.putText(out, f"{fps:.1f} FPS", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2)
+    return out
+
+
+@dataclass
+class Sink:
+    """Where annotated frames go: a video file, a folder of images, and/or a window."""
+
+    output: Path | None
+    video: bool
+    fps: float
+    show: bool
+    writer: cv2.VideoWriter | None = field(default=None, init=False)
+
+    def write(self, name: str, index: int, frame: np.ndarray) -> bool:
+        """False when the user closed the window (``q`` or Esc)."""
+        if self.output is not None and self.video:
+            if self.writer is None:
+                self.output.parent.mkdir(parents=True, exist_ok=True)
+                size = (frame.shape[1], frame.shape[0])
+                self.writer = cv2.VideoWriter(
+                    str(self.output), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size
+                )
+                if not self.writer.isOpened():
+                    raise FacemaskError(f"{self.output}: cannot write a video here")
+            self.writer.write(frame)
+        elif self.output is not None:
+            self.output.mkdir(parents=True, exist_ok=True)
+            stem = Path(name.split("#")[0]).stem if self.video else Path(name).stem
+            cv2.imwrite(str(self.output / f"{index:06d}_{stem}.jpg"), frame)
+        if self.show:
+            try:
+                cv2.imshow("facemask", frame)
+                return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+            except cv2.error as err:
+                raise FacemaskError(
+                    f"--show needs a display and an OpenCV with GUI support ({err.msg})"
+                ) from err
+        return True
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if self.show:
+            cv2.destroyAllWindows()
+
+
+@dataclass
+class Summary:
+    frames: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def run_detection(
+    source: Source,
+    cropper: FaceCropper,
+    classifier: Classifier,
+    output: Path | None = None,
+    log: IO[str] | None = None,
+    show: bool = False,
+    max_frames: int | None = None,
+) -> Summary:
+    """The loop; returns counts and the mean FPS. The video writer and log are closed whatever happens."""
+    video_out = output is not None and output.suffix.lower() in VIDEO_SUFFIXES
+    sink = Sink(output, video_out, source.fps or 10.0, show)
+    summary, smoothed, start = Summary(), None, time.perf_counter()
+    try:
+        for index, (name, frame) in enumerate(source.frames):
+            if max_frames is not None and index >= max_frames:
+                break
+            tick = time.perf_counter()
+            result = classify_frame(frame, cropper, classifier)
+            took = time.perf_counter() - tick
+            smoothed = took if smoothed is None else 0.9 * smoothed + 0.1 * took
+            summary.frames, summary.faces = summary.frames + 1, summary.faces + len(result.faces)
+            if log is not None:
+                log.write(json.dumps(result.record(index, name, tick - start)) + "\n")
+            if (output is not None or show) and not sink.write(
+                name, index, annotate(frame, result, 1 / smoothed)
+            ):
+                break
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        sink.close()
+        if log is not None:
+            log.flush()
+        summary.seconds = time.perf_counter() - start
+    return summary

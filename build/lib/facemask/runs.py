@@ -1,0 +1,74 @@
+"""A run's folder: the configs every Hydra app composes, the check that the folder can be written, and the
+records every app leaves there (metrics.json, markdown tables, TensorBoard scalars)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+from facemask.errors import FacemaskError
+
+#: The order scores are shown in, in logs and tables.
+SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
+
+
+def find_config_dir(candidates: Iterable[Path] | None = None) -> Path:
+    """``conf/`` of the source tree (an editable install, or a checkout on PYTHONPATH), else ``./conf`` (a
+    plain ``pip install .`` run from the project folder): the first that holds train.yaml."""
+    candidates = list(candidates or (Path(__file__).resolve().parents[2] / "conf", Path.cwd() / "conf"))
+    for candidate in candidates:
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise FacemaskError(
+        f"Hydra configs not found (looked in: {', '.join(map(str, candidates))}); run from the project folder"
+    )
+
+
+def config_dir() -> str:
+    """What ``hydra.main(config_path=...)`` takes; an absent conf/ is left for Hydra to report."""
+    try:
+        return str(find_config_dir())
+    except FacemaskError:
+        return str(Path.cwd() / "conf")
+
+
+CONFIG_DIR = config_dir()
+
+
+def check_writable(output_dir: Path) -> None:
+    """Fail before training, not at the first checkpoint, when the run folder cannot be written."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise FacemaskError(f"{output_dir}: run folder is not writable ({err.strerror})") from err
+
+
+def write_metrics(output_dir: Path, metrics: Mapping[str, Any]) -> Path:
+    """``metrics.json``: every figure of the run, keys sorted, for scripts and the sweep summary."""
+    path = output_dir / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def write_table(output_dir: Path, name: str, markdown: str, writer: SummaryWriter | None = None) -> Path:
+    """``name.md`` in the run folder, and the same table as TensorBoard text under ``name/summary``."""
+    path = output_dir / f"{name}.md"
+    path.write_text(markdown)
+    if writer is not None:
+        writer.add_text(f"{name}/summary", markdown)
+    return path
+
+
+def add_scalars(writer: SummaryWriter, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """Every finite number of ``metrics`` as a TensorBoard scalar."""
+    for key, value in metrics.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            writer.add_scalar(key, value, step)

@@ -1,0 +1,157 @@
+"""``python train.py``: fit on Train (validation split), test the best checkpoint, record the run.
+
+Everything a run produces stays in its Hydra output folder: the composed config (``.hydra/``), checkpoints,
+TensorBoard events, ``metrics.json`` and figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from facemask.errors import exit_on_user_error
+from facemask.evaluation.batches import predict_in_batches
+from facemask.evaluation.figures import curves_figure
+from facemask.evaluation.groups import find_labels, group_accuracy
+from facemask.evaluation.tensorboard import read_scalars
+from facemask.models.profile import count_macs, count_parameters
+from facemask.runs import CONFIG_DIR, SCORE_ORDER, check_writable, write_metrics
+
+log = logging.getLogger(__name__)
+# Lightning 2.6 on torch 2.14 warns about its own pytree use at every fit/validate/test: noise for users.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Under DDP Lightning suggests sync_dist for epoch-level logs; MaskClassifier logs torchmetrics results that
+# are already gathered across processes (a second reduction would only cost time).
+warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then validate and test the best checkpoint; returns the run's metrics (also in metrics.json)."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    check_writable(output_dir)
+
+    datamodule = instantiate(cfg.data)
+    model = instantiate(
+        cfg.model, operating_point=cfg.get("operating_point"), margin=datamodule.hparams.margin
+    )
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # null: switched off
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    metrics: dict[str, float] = {
+        "model/params": count_parameters(model.net),
+        "model/macs": count_macs(model.net),
+    }
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics["epochs"] = trainer.current_epoch
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        metrics.update(
+            validate_and_test(
+                trainer, model, datamodule, best or (None if cfg.get("train") else cfg.ckpt_path)
+            )
+        )
+
+    if trainer.is_global_zero:
+        record_run(output_dir, metrics, cfg, trainer.logger)  # a DummyLogger under fast_dev_run
+        log.info("run folder: %s", output_dir)
+    return metrics
+
+
+def validate_and_test(
+    trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, ckpt_path: str | None
+) -> dict[str, float]:
+    """Scores of one checkpoint (None: the weights in hand) on the validation split and every test set."""
+    if trainer.is_global_zero:
+        log.info("evaluating %s", ckpt_path or "the final weights")
+    metrics = {}
+    for run in (trainer.validate, trainer.test):
+        for scores in run(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False):
+            metrics.update({key: float(value) for key, value in scores.items()})
+    metrics.update(per_group_scores(model, datamodule))
+    for prefix in dict.fromkeys(key.split("/")[0] for key in metrics):
+        scores = [
+            f"{name} {metrics[f'{prefix}/{name}']:.4f}"
+            for name in SCORE_ORDER
+            if f"{prefix}/{name}" in metrics
+        ]
+        if trainer.is_global_zero and scores:  # under DDP every process holds the same gathered scores
+            log.info("%-10s %s", prefix, "  ".join(scores))
+    return metrics
+
+
+def per_group_scores(model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
+    """Accuracy per mask type for the test sets with a labels.csv (realworld), at the model's threshold."""
+    model.eval()
+    scores = {}
+    for name in datamodule.test_set_names:
+        if find_labels(datamodule.roots[name]) is None:  # no groups: nothing to predict again
+            continue
+        images = datamodule.sets[name]
+        probs = predict_in_batches(lambda x: model.predict_proba(x.to(model.device)), images.floats())
+        pools = datamodule.hparams.test_groups
+        scores.update(
+            group_accuracy(name, images, datamodule.roots[name], probs, float(model.threshold), pools)
+        )
+    return scores
+
+
+def record_run(output_dir: Path, metrics: dict[str, float], cfg: DictConfig, logger: Any) -> None:
+    """metrics.json, the curves figure, and the hyperparameters beside their final metrics in TensorBoard."""
+    write_metrics(output_dir, metrics)
+    if not isinstance(logger, TensorBoardLogger):
+        return
+    scalars = read_scalars(logger.log_dir)
+    figures = output_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    curves_figure(scalars).savefig(figures / "curves.png", dpi=100, bbox_inches="tight")
+    params = {
+        key: str(value) if isinstance(value, list) else value
+        for key, value in flatten(OmegaConf.to_container(cfg, resolve=True)).items()
+        if not key.startswith(("paths.", "hydra.", "callbacks."))
+    }
+    finite = {key: value for key, value in metrics.items() if key in scalars and math.isfinite(value)}
+    with SummaryWriter(logger.log_dir) as writer:  # Lightning closed its own writer after testing
+        for summary in hparams(params, finite):
+            writer.file_writer.add_summary(summary)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; the hparams plugin takes flat scalar values only."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = (
+                value if isinstance(value, int | float | str | bool | list) else str(value)
+            )
+    return flat
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns ``optimized_metric`` for sweepers (Optuna)."""
+    with exit_on_user_error():
+        metrics = train(cfg)
+    name = cfg.get("optimized_metric")
+    return metrics.get(name) if name else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The one face crop: a face cut out of a photo or frame and converted exactly as the dataset's images were.
+
+Training (detector framing, real photos, photo test sets), predict, detect, serve and calibrate all cut faces
+here, so a face reaches the classifier framed alike everywhere. The margin a model was trained with travels
+in its checkpoint and in its ONNX file (``margin``); the apps build their cropper from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from facemask.errors import FacemaskError
+from facemask.vision.faces import Face, FaceDetector
+from facemask.vision.images import IMAGE_SIZE, to_gray28
+
+#: Context added around the detector's box on every side, as a fraction of the box, so that a crop is
+#: framed like the dataset's photos: on ../shared/data/train-photos CenterFace's box covers a median 58%
+#: of the photo's width and height, and (1 / 0.58 - 1) / 2 = 0.36. Models record the margin they were
+#: trained with; this is the value for training and for models that predate the record.
+DEFAULT_MARGIN = 0.36
+
+
+def crop_box(
+    box: tuple[float, float, float, float], frame_shape: tuple[int, ...], margin: float
+) -> tuple[int, int, int, int]:
+    """The detector's box grown by ``margin`` of its size on every side, clipped to the frame."""
+    x1, y1, x2, y2 = box
+    grow_x, grow_y = (x2 - x1) * margin, (y2 - y1) * margin
+    height, width = frame_shape[:2]
+    left, top = max(0, int(x1 - grow_x)), max(0, int(y1 - grow_y))
+    right, bottom = min(width, int(np.ceil(x2 + grow_x))), min(height, int(np.ceil(y2 + grow_y)))
+    return left, top, max(right, left + 1), max(bottom, top + 1)
+
+
+def check_margin(margin: float | None, where: str = "margin") -> None:
+    """A margin is a fraction of the box >= 0 (None: the whole image); anything else stops with one line."""
+    if margin is not None and not (isinstance(margin, int | float) and margin >= 0):
+        raise FacemaskError(f"{where}: {margin!r} is not a margin (a fraction of the face box, >= 0)")
+
+
+@dataclass(frozen=True)
+class FaceCropper:
+    """Cuts faces as the classifier expects them: the detector's box plus ``margin`` on every side, then
+    the dataset's conversion (PIL grayscale, Lanczos resize to 28x28). ``margin`` None keeps the whole
+    image (the dataset's own framing). With a ``detector`` it also finds the faces of a frame."""
+
+    detector: FaceDetector | None = None
+    margin: float | None = DEFAULT_MARGIN
+
+    def __post_init__(self) -> None:
+        check_margin(self.margin)
+
+    def box(self, face: Face, frame_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """The pixels of a frame (or photo of ``(height, width)``) that ``crop`` keeps for ``face``."""
+        return crop_box(face.box, frame_shape, self.margin if self.margin is not None else 0.0)
+
+    def crop(self, image: Image.Image | np.ndarray, face: Face | None) -> np.ndarray:
+        """One face of a PIL image or a BGR frame as uint8 (28, 28); the whole image where ``face`` or the
+        margin is None."""
+        is_frame = isinstance(image, np.ndarray)
+        if face is not None and self.margin is not None:
+            shape = image.shape if is_frame else (image.height, image.width)
+            left, top, right, bottom = self.box(face, shape)
+            image = image[top:bottom, left:right] if is_frame else image.crop((left, top, right, bottom))
+        if is_frame:
+            image = Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]))  # BGR -> RGB
+        return to_gray28(image)
+
+    def crops(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
+        """Each face of a BGR frame as uint8 (N, 28, 28)."""
+        if not faces:
+            return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+        return np.stack([self.crop(frame, face) for face in faces])
+
+    def __call__(self, frame: np.ndarray) -> tuple[list[Face], np.ndarray]:
+        """The faces the detector finds in a BGR frame, best first, and their crops."""
+        if self.detector is None:
+            raise ValueError("FaceCropper needs a detector to find faces; crop() cuts given ones")
+        faces = self.detector(frame)
+        return faces, self.crops(frame, faces)
