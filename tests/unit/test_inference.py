@@ -70,6 +70,16 @@ def test_face_crops_convert_like_the_dataset() -> None:
     assert FaceCropper().crops(frame, []).shape == (0, 28, 28)
 
 
+@pytest.mark.parametrize("margin", [0.0, 0.36, None])
+def test_a_photo_and_its_frame_are_cut_alike(margin: float | None) -> None:
+    """Training cuts decoded photos (PIL), deployment cuts camera frames (BGR arrays): the same pixels."""
+    rgb = np.random.default_rng(1).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    cropper, face = FaceCropper(margin=margin), Face((10.5, 20.2, 50.7, 70.1), 0.9)
+    np.testing.assert_array_equal(
+        cropper.crop(Image.fromarray(rgb), face), cropper.crop(np.ascontiguousarray(rgb[:, :, ::-1]), face)
+    )
+
+
 def test_onnx_export_matches_the_checkpoint(models: dict[str, Path]) -> None:
     crops = load_image_folder(models["data"] / "Test").images[:, 0].numpy()
     parity = check_parity(models["ckpt"], models["onnx"], crops)
