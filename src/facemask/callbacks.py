@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ from torchvision.utils import save_image
 from facemask.data.folder import CLASSES
 from facemask.data.transforms import augmentation_sheet
 from facemask.evaluation.figures import confusion_matrix_figure, roc_figure
+
+log = logging.getLogger(__name__)
 
 
 def figures_dir(trainer: L.Trainer) -> Path:
@@ -97,3 +102,39 @@ class RngState(L.Callback):
         kind, keys, position, has_gauss, gauss = state_dict["numpy"]
         np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
         random.setstate(state_dict["python"])
+
+
+class GracefulStop(L.Callback):
+    """Ctrl-C during fit stops training after the current step instead of abandoning the run, so that the
+    best checkpoint is still tested and the run recorded (``train.py`` then exits 130); a second Ctrl-C
+    aborts at once."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            self._previous = signal.signal(signal.SIGINT, lambda signum, frame: self._stop(trainer))
+
+    def _stop(self, trainer: L.Trainer) -> None:
+        if self.interrupted:
+            self._restore()
+            raise KeyboardInterrupt
+        self.interrupted, trainer.should_stop = True, True
+        log.warning(
+            "Ctrl-C: training stops after this step, then the best checkpoint is tested (again: abort)"
+        )
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -259,4 +260,13 @@ def load_checkpoint(path: str | Path) -> MaskClassifier:
     try:
         return MaskClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
     except Exception as err:  # torch and Lightning raise many kinds for a file that is not ours
-        raise FacemaskError(f"{path}: not a facemask checkpoint ({type(err).__name__}: {err})") from err
+        raise FacemaskError(f"{path}: not a facemask checkpoint ({unreadable_because(err)})") from err
+
+
+def unreadable_because(err: Exception) -> str:
+    """Why a file did not load, in one line, without torch's advice to load it with ``weights_only=False``
+    (running a foreign file's code is never the fix)."""
+    if isinstance(err, pickle.UnpicklingError) or "weights_only" in str(err):
+        return "not a PyTorch file of tensors and plain values"
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from facemask.callbacks import GracefulStop
 from facemask.errors import exit_on_user_error
 from facemask.evaluation.batches import predict_in_batches
 from facemask.evaluation.figures import curves_figure
@@ -29,6 +30,7 @@ from facemask.models.profile import count_macs, count_parameters
 from facemask.runs import CONFIG_DIR, SCORE_ORDER, check_writable, write_metrics
 
 log = logging.getLogger(__name__)
+INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it
 # Lightning 2.6 on torch 2.14 warns about its own pytree use at every fit/validate/test: noise for users.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # Under DDP Lightning suggests sync_dist for epoch-level logs; MaskClassifier logs torchmetrics results that
@@ -49,14 +51,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # null: switched off
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    stop = GracefulStop()
+    trainer = instantiate(cfg.trainer, callbacks=[*callbacks, stop], logger=logger)
 
     metrics: dict[str, float] = {
         "model/params": count_parameters(model.net),
         "model/macs": count_macs(model.net),
     }
     if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except SystemExit:  # Lightning's exit after a second Ctrl-C
+            raise SystemExit(INTERRUPTED if stop.interrupted else 1) from None
         metrics["epochs"] = trainer.current_epoch
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
     if cfg.get("test"):
@@ -70,6 +76,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         record_run(output_dir, metrics, cfg, trainer.logger)  # a DummyLogger under fast_dev_run
         log.info("run folder: %s", output_dir)
+    if stop.interrupted:
+        last = output_dir / "checkpoints" / "last.ckpt"
+        log.warning(
+            "interrupted by Ctrl-C at epoch %d; the best checkpoint so far was tested. Resume with: "
+            "python train.py <the same overrides> ckpt_path=%s hydra.run.dir=%s",
+            trainer.current_epoch,
+            last,
+            output_dir,
+        )
+        raise SystemExit(INTERRUPTED)
     return metrics
 
 
@@ -131,6 +147,15 @@ def record_run(output_dir: Path, metrics: dict[str, float], cfg: DictConfig, log
             writer.file_writer.add_summary(summary)
 
 
+def ending(err: BaseException) -> str:
+    """How a run that did not finish ended, for its train.log."""
+    if isinstance(err, KeyboardInterrupt) or (isinstance(err, SystemExit) and err.code == INTERRUPTED):
+        return "interrupted by Ctrl-C"
+    if isinstance(err, SystemExit):
+        return f"failed: {err.code}"
+    return f"failed: {type(err).__name__}: {err}"
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; the hparams plugin takes flat scalar values only."""
     flat: dict[str, Any] = {}
@@ -147,8 +172,12 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``optimized_metric`` for sweepers (Optuna)."""
-    with exit_on_user_error():
-        metrics = train(cfg)
+    try:
+        with exit_on_user_error():
+            metrics = train(cfg)
+    except BaseException as err:  # the run's own log says how it ended
+        log.error("run %s", ending(err))
+        raise
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None
 

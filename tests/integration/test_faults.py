@@ -76,3 +76,27 @@ def test_a_diverging_run_stops_with_one_line_naming_the_step(tmp_path: Path) -> 
     line = last_error_line(result)
     assert line.startswith("error: train/loss is nan at global step ") and "training diverged" in line
     assert not (tmp_path / "metrics.json").exists()
+    assert "run failed: error: train/loss is nan" in (tmp_path / "train.log").read_text(), "the log says so"
+
+
+def test_ctrl_c_stops_training_and_still_tests_the_best_checkpoint(tmp_path: Path) -> None:
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *RUN, "trainer.max_epochs=40", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not last.exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "no last.ckpt"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # Ctrl-C during the second epoch
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] < 39 and 0 <= metrics["test/acc"] <= 1, "stopped early, tested"
+    log = (tmp_path / "train.log").read_text()
+    assert "interrupted by Ctrl-C at epoch" in log and f"ckpt_path={last}" in log
+    assert "run interrupted by Ctrl-C" in log

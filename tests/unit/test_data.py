@@ -50,6 +50,21 @@ def test_a_bad_file_stops_loading_and_is_named(tmp_path: Path, content: bytes | 
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_several_bad_files_are_named_at_once(tmp_path: Path) -> None:
+    root = make_image_folder(tmp_path / "split", per_class=2)
+    (root / "WithMask" / "empty.png").write_bytes(b"")
+    (root / "WithoutMask" / "notes.png").write_text("not an image")
+    with pytest.raises(
+        ImageError, match=r"split: 2 unreadable image files \(data.skip_bad_files=true"
+    ) as err:
+        load_image_folder(root)
+    lines = str(err.value).splitlines()
+    assert lines[1:] == [
+        f"  {root / 'WithMask' / 'empty.png'}: empty file (0 bytes)",
+        f"  {root / 'WithoutMask' / 'notes.png'}: not an image file Pillow can read",
+    ]
+
+
 def test_skip_bad_files_skips_and_counts_them(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = make_image_folder(tmp_path / "split", per_class=2)
     (root / "WithMask" / "empty.png").write_bytes(b"")

@@ -85,9 +85,10 @@ def class_folders(root: Path) -> dict[int, Path]:
 
 
 def load_image_folder(root: str | Path, skip_bad_files: bool = False) -> ImageSet:
-    """Decode every image under ``root/<class>/``; a bad file stops with its name unless skipped."""
+    """Decode every image under ``root/<class>/``; bad files stop it, all named at once (one fix, not one
+    run per file), unless skipped."""
     root = Path(root)
-    images, labels, paths, skipped = [], [], [], []
+    images, labels, paths, unreadable = [], [], [], []
     for index, folder in class_folders(root).items():
         files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
@@ -96,14 +97,21 @@ def load_image_folder(root: str | Path, skip_bad_files: bool = False) -> ImageSe
             try:
                 images.append(load_image(path))
             except ImageError as err:
-                if not skip_bad_files:
-                    raise
-                skipped.append(str(err))
+                unreadable.append(str(err))
                 continue
             labels.append(index)
             paths.append(path)
-    if skipped:
-        log.warning("skipped %d unreadable file(s) under %s:\n  %s", len(skipped), root, "\n  ".join(skipped))
+    if unreadable and not skip_bad_files:
+        if len(unreadable) == 1:
+            raise ImageError(unreadable[0])
+        raise ImageError(
+            f"{root}: {len(unreadable)} unreadable image files (data.skip_bad_files=true skips them):\n  "
+            + "\n  ".join(unreadable)
+        )
+    if unreadable:
+        log.warning(
+            "skipped %d unreadable file(s) under %s:\n  %s", len(unreadable), root, "\n  ".join(unreadable)
+        )
     for index, name in enumerate(CLASSES):
         if index not in labels:
             raise DatasetError(f"{root}: no readable images of class {name}")
