@@ -119,7 +119,7 @@ def test_predict_labels_files_and_reports_bad_ones(tmp_path: Path, models: dict[
 
     out = io.StringIO()
     render(rows, "table", Console(file=out, width=200))
-    assert "WithMask" in out.getvalue() and str(files[0]) in out.getvalue()
+    assert rows[0].tag() in out.getvalue() and str(files[0]) in out.getvalue()
 
 
 def test_predict_formats(capsys: pytest.CaptureFixture, models: dict[str, Path]) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for
 from facemask.vision.crops import FaceCropper
@@ -37,6 +38,15 @@ class Prediction:
     face: int | None = None
     box: tuple[int, int, int, int] | None = None
     crop: tuple[int, int, int, int] | None = None
+
+    @property
+    def confidence(self) -> float:
+        """Of the decision (``decision.confidence``); NaN for an image without a face."""
+        return confidence(self.p_mask, self.threshold) if self.p_mask == self.p_mask else float("nan")
+
+    def tag(self) -> str:
+        """``mask 97%`` / ``no mask 50%``, as detect and serve draw it ("no face" where none was found)."""
+        return tag(self.label, self.confidence) if self.p_mask == self.p_mask else self.label
 
 
 def image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -107,29 +117,35 @@ def render(rows: list[Prediction], fmt: str, console: Console) -> None:
     """Print ``rows`` as a table, CSV or JSON (one object per row; NaN as null)."""
     if fmt == "json":
         data = [
-            {k: (None if isinstance(v, float) and v != v else v) for k, v in asdict(r).items()} for r in rows
+            {
+                k: (None if isinstance(v, float) and v != v else v)
+                for k, v in {**asdict(r), "confidence": r.confidence}.items()
+            }
+            for r in rows
         ]
         print(json.dumps(data, indent=1))
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "label", "p_mask", "threshold"])
+        writer.writerow(
+            ["file", "face", "x1", "y1", "x2", "y2", "label", "p_mask", "threshold", "confidence"]
+        )
         for r in rows:
             box = list(r.box) if r.box else ["", "", "", ""]
-            p = "" if r.p_mask != r.p_mask else f"{r.p_mask:.6f}"
+            p, sure = ("", "") if r.p_mask != r.p_mask else (f"{r.p_mask:.6f}", f"{r.confidence:.6f}")
             writer.writerow(
-                [r.file, "" if r.face is None else r.face, *box, r.label, p, f"{r.threshold:.6f}"]
+                [r.file, "" if r.face is None else r.face, *box, r.label, p, f"{r.threshold:.6f}", sure]
             )
         print(buffer.getvalue(), end="")
     else:
-        table = Table("file", "face", "box", "label", "P(mask)", "threshold", box=None)
+        table = Table("file", "face", "box", "decision", "P(mask)", "threshold", box=None)
         for r in rows:
             colour = {"WithMask": "green", "WithoutMask": "red"}.get(r.label, "yellow")
             table.add_row(
                 r.file,
                 "" if r.face is None else str(r.face),
                 "" if r.box is None else " ".join(map(str, r.box)),
-                f"[{colour}]{r.label}[/]",
+                f"[{colour}]{r.tag()}[/]",
                 "" if r.p_mask != r.p_mask else f"{r.p_mask:.3f}",
                 f"{r.threshold:.3f}",
             )

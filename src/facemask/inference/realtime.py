@@ -17,6 +17,7 @@ from typing import IO
 import cv2
 import numpy as np
 
+from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for
 from facemask.vision.crops import FaceCropper
@@ -25,7 +26,6 @@ from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
 COLOURS = {"WithMask": (0, 200, 0), "WithoutMask": (0, 0, 230)}  # BGR: green mask, red no mask
-SHORT = {"WithMask": "mask", "WithoutMask": "no mask"}
 
 
 @dataclass
@@ -91,19 +91,25 @@ class FrameResult:
     crops: list[tuple[int, int, int, int]]
     labels: list[str]
     probs: np.ndarray
+    threshold: float
 
     def face_records(self) -> list[dict]:
         """One dict per face, the shape of a classified face everywhere (detect's log, the web API)."""
-        return [
-            {
-                "box": [round(v, 1) for v in face.box],
-                "crop": list(crop),
-                "score": round(face.score, 4),
-                "label": label,
-                "p_mask": round(float(p), 4),
-            }
-            for face, crop, label, p in zip(self.faces, self.crops, self.labels, self.probs, strict=True)
-        ]
+        records = []
+        for face, crop, label, p in zip(self.faces, self.crops, self.labels, self.probs, strict=True):
+            sureness = confidence(float(p), self.threshold)
+            records.append(
+                {
+                    "box": [round(v, 1) for v in face.box],
+                    "crop": list(crop),
+                    "score": round(face.score, 4),
+                    "label": label,
+                    "p_mask": round(float(p), 4),
+                    "confidence": round(sureness, 4),
+                    "tag": tag(label, sureness),
+                }
+            )
+        return records
 
     def record(self, frame: int, name: str, elapsed: float) -> dict:
         """One JSON-lines entry."""
@@ -115,7 +121,7 @@ def classify_frame(frame: np.ndarray, cropper: FaceCropper, classifier: Classifi
     faces, crops = cropper(frame)
     probs = classifier.predict_proba(crops)
     boxes = [cropper.box(face, frame.shape) for face in faces]
-    return FrameResult(faces, boxes, labels_for(classifier, probs), probs)
+    return FrameResult(faces, boxes, labels_for(classifier, probs), probs, classifier.threshold)
 
 
 def annotate(frame: np.ndarray, result: FrameResult, fps: float | None = None) -> np.ndarray:
@@ -123,11 +129,11 @@ def annotate(frame: np.ndarray, result: FrameResult, fps: float | None = None) -
     out = frame.copy()
     thickness = max(1, round(max(frame.shape[:2]) / 400))
     scale = max(0.4, max(frame.shape[:2]) / 1000)
-    for (left, top, right, bottom), label, p in zip(result.crops, result.labels, result.probs, strict=True):
-        colour = COLOURS[label]
-        confidence = p if label == "WithMask" else 1 - p
+    for record in result.face_records():
+        left, top, right, bottom = record["crop"]
+        colour = COLOURS[record["label"]]
         cv2.rectangle(out, (left, top), (right, bottom), colour, thickness)
-        text = f"{SHORT[label]} {confidence:.0%}"
+        text = record["tag"]
         (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         y = max(top, height + base + 2)
         cv2.rectangle(out, (left, y - height - base - 2), (left + width + 2, y), colour, -1)

@@ -35,6 +35,8 @@ class FaceOut(BaseModel):
     score: float
     label: str
     p_mask: float
+    confidence: float  # of the decision: 0.5 at the threshold, 1 at p_mask 1 (mask) or 0 (no mask)
+    tag: str  # the decision and its confidence as the page shows it, e.g. "no mask 93%"
 
 
 class PredictOut(BaseModel):

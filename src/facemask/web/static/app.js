@@ -2,7 +2,6 @@
 "use strict";
 
 const COLOURS = { WithMask: "#00b000", WithoutMask: "#e00000" };
-const SHORT = { WithMask: "mask", WithoutMask: "no mask" };
 
 async function predict(blob, name) {
   const form = new FormData();
@@ -23,8 +22,7 @@ function drawFaces(canvas, image, result) {
   ctx.font = `${Math.max(14, line * 7)}px system-ui, sans-serif`;
   for (const face of result.faces) {
     const [x1, y1, x2, y2] = face.crop;
-    const confidence = face.label === "WithMask" ? face.p_mask : 1 - face.p_mask;
-    const text = `${SHORT[face.label]} ${Math.round(confidence * 100)}%`;
+    const text = face.tag; // the decision and its confidence, as the server defines them
     ctx.strokeStyle = ctx.fillStyle = COLOURS[face.label];
     ctx.lineWidth = line;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
