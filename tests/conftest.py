@@ -62,6 +62,17 @@ def train_cfg(tmp_path: Path) -> Iterator[callable]:
 
 
 @pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny checkpoint trained on generated faces, its ONNX export, and its dataset root (``data``)."""
+    from facemask.inference.export import export_onnx
+    from tests.synthetic import tiny_checkpoint
+
+    root = tmp_path_factory.mktemp("tiny")
+    checkpoint = tiny_checkpoint(root)
+    return {"ckpt": checkpoint, "onnx": export_onnx(checkpoint, root / "tiny.onnx"), "data": root / "data"}
+
+
+@pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A default model trained briefly on the real dataset (8 epochs, ~94% on Test), and its ONNX export."""
     from facemask.inference.export import export_onnx

@@ -30,10 +30,12 @@ from facemask.data.root import find_root
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import load_classifier
 from facemask.inference.realtime import open_source, run_detection
+from facemask.progress import status
 from facemask.vision.faces import CenterFace
 from facemask.vision.images import IMAGE_SUFFIXES, load_frame
 
 FRAME = (640, 480)
+PATHS = ("torch", "onnx")  # the table's columns
 
 #: Runs a command and prints its peak resident memory in MB (ru_maxrss of the waited child, Linux: kB).
 PEAK_RSS = (
@@ -182,9 +184,20 @@ class PairedEpochTimer(Callback):
         self.ceiling.append(time.perf_counter() - start)
 
 
-def run_bench(args: argparse.Namespace) -> dict:
+def model_paths(model: str | None, folder: Path) -> dict[str, Path]:
+    """The model files to measure, by path: a checkpoint (default: an untrained default model) and its ONNX
+    export, or an ONNX file alone (nothing turns it back into PyTorch; a one-line note says so)."""
     from facemask.inference.export import export_onnx
 
+    if model is not None and Path(model).suffix.lower() == ".onnx":
+        print(f"note: {model} is ONNX: the PyTorch figures need a checkpoint", file=sys.stderr)
+        return {"onnx": Path(model)}
+    checkpoint = Path(model) if model else default_checkpoint(folder)
+    return {"torch": checkpoint, "onnx": export_onnx(checkpoint, folder / "model.onnx")}
+
+
+def run_bench(args: argparse.Namespace, progress: bool = False) -> dict:
+    """Measure, save ``args.output`` and print the table; ``progress``: a spinner per stage on stderr."""
     for name in ("lightning.pytorch", "lightning.fabric"):  # no GPU/TPU/seed banners between the figures
         logging.getLogger(name).setLevel(logging.WARNING)
     repeats = 5 if args.quick else 50
@@ -193,18 +206,19 @@ def run_bench(args: argparse.Namespace) -> dict:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        video = make_video(photos, folder / "bench.mp4", 60 if args.quick else 300)  # first: fails fast
-        checkpoint = Path(args.model) if args.model else default_checkpoint(folder)
-        paths = {"torch": checkpoint, "onnx": export_onnx(checkpoint, folder / "model.onnx")}
+        with status("building the 640x480 test video", progress):  # first: fails fast
+            video = make_video(photos, folder / "bench.mp4", 60 if args.quick else 300)
+        with status("preparing the model (checkpoint, ONNX export)", progress):
+            paths = model_paths(args.model, folder)
         frame = next(open_source(str(video)).frames)[1]
         detector = CenterFace(args.detector_width, args.min_score)
-        with console.status("face detector"):
+        with status("face detector", progress):
             results["detector"] = {"ms_per_frame": median_seconds(lambda: detector(frame), repeats) * 1000,
                                    "input_width": args.detector_width}  # fmt: skip
         for name, path in paths.items():
-            with console.status(f"classifier and detect pipeline, {name}"):
+            with status(f"classifier and detect pipeline, {name}", progress):
                 results[name] = classifier_figures(path, repeats) | detect_figures(path, video, args)
-        with console.status("training throughput"):
+        with status("training throughput of the default model", progress):
             results["training"] = training_figures(folder, 1 if args.quick else 4)
     results["machine"] = {"cpus": _cpu_count(), "model": str(args.model or "default (untrained)")}
     Path(args.output).write_text(json.dumps(results, indent=2))
@@ -225,7 +239,9 @@ def show(results: dict, console: Console) -> None:
         ("fps", "detect FPS, 640x480 video", "≥ 30"),
         ("peak_mb", "detect peak memory, MB", "≤ 300 (ONNX)"),
     ):
-        table.add_row(label, f"{results['torch'][key]:.2f}", f"{results['onnx'][key]:.2f}", target)
+        table.add_row(
+            label, *(f"{results[path][key]:.2f}" if path in results else "-" for path in PATHS), target
+        )
     table.add_row("face detector ms/frame (640x480)", f"{results['detector']['ms_per_frame']:.1f}", "", "")
     training = results["training"]
     table.add_row("training images/s: fit / ceiling", f"{training['fit_images_per_s']:.0f} / "

@@ -7,6 +7,8 @@ needs when it runs: with an ONNX model, predict, detect and serve never import t
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from pathlib import Path
 
@@ -101,7 +103,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") if log_path else contextlib.nullcontext() as log:
-        summary = run_detection(source, cropper, classifier, output, log, args.show, args.max_frames)
+        summary = run_detection(
+            source, cropper, classifier, output, log, args.show, args.max_frames, sys.stderr.isatty()
+        )
     ending = "interrupted" if summary.interrupted else "done"
     print(
         json.dumps(
@@ -119,12 +123,27 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail in one line before anything starts: uvicorn reports a busy port only after its startup
+    messages. The port is bound as uvicorn binds it (SO_REUSEADDR), then released."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise FacemaskError(f"port {port} on {host} is in use (pick another with --port)") from err
+        raise FacemaskError(f"cannot listen on {host} port {port} ({err.strerror or err})") from err
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from facemask.inference.classifier import load_classifier
     from facemask.web.server import create_app
 
+    check_port(args.host, args.port)  # first: before the model loads
     classifier = load_classifier(args.model, args.threads)
     app = create_app(
         classifier, make_cropper(args, classifier), Path(args.model).name, int(args.max_upload_mb * 2**20)
@@ -137,12 +156,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from facemask.data.folder import load_image_folder
     from facemask.data.root import find_root, find_split
     from facemask.inference.export import check_parity, export_onnx
+    from facemask.progress import status
 
     test = find_split(find_root(args.data), "Test")  # first: no ONNX file written without its check
     output = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
-    export_onnx(args.checkpoint, output)
+    progress = sys.stderr.isatty()
+    with status(f"exporting {args.checkpoint} to ONNX", progress):
+        export_onnx(args.checkpoint, output)
     print(f"wrote {output}")
-    parity = check_parity(args.checkpoint, output, load_image_folder(test).images[:, 0].numpy())
+    with status(f"checking the ONNX model against PyTorch on {test}", progress):
+        parity = check_parity(args.checkpoint, output, load_image_folder(test).images[:, 0].numpy())
     print(f"{parity} ({test})")
     return 0 if parity.same_labels else 1
 
@@ -180,7 +203,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from facemask.bench import run_bench
 
-    run_bench(args)
+    run_bench(args, progress=sys.stderr.isatty())
     return 0
 
 
@@ -195,7 +218,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
-    p.add_argument("--detect", action="store_true", help="find the faces first and label each one")
+    p.add_argument(
+        "--detect",
+        action="store_true",
+        help="find the faces first and label each one (without it, most images over 1000 px on a side, "
+        "full photos rather than face crops, get a warning)",
+    )
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     add_detector_options(p, threads=0)  # whole folders: large batches use every core
     p.set_defaults(run=cmd_predict)
@@ -277,7 +305,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_download)
 
     p = commands.add_parser("bench", help="latency, throughput, FPS and memory figures to size a PC")
-    p.add_argument("model", nargs="?", help="checkpoint (default: a freshly initialised default model)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="checkpoint, or .onnx for the ONNX figures only (default: a freshly initialised default model)",
+    )
     p.add_argument(
         "--photos",
         help="face photos to build the 640x480 test video from (default: photos/ beside the dataset, "

@@ -17,19 +17,12 @@ from rich.console import Console
 from facemask.data.folder import load_image_folder
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import OnnxClassifier, TorchClassifier, load_classifier
-from facemask.inference.export import check_parity, export_onnx
+from facemask.inference.export import check_parity
 from facemask.inference.predict import image_files, predict_files, render
 from facemask.inference.realtime import Source, open_source, run_detection
 from facemask.vision.crops import FaceCropper, crop_box
 from facemask.vision.faces import CenterFace, Face
-from tests.synthetic import face, tiny_checkpoint
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("tiny")
-    checkpoint = tiny_checkpoint(root)
-    return {"ckpt": checkpoint, "onnx": export_onnx(checkpoint, root / "tiny.onnx"), "data": root / "data"}
+from tests.synthetic import face
 
 
 def test_centerface_decodes_a_peak_into_a_box_and_landmarks() -> None:

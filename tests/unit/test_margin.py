@@ -91,7 +91,7 @@ def test_serve_cuts_with_the_models_margin(tight: dict[str, Path], monkeypatch: 
 
     served = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.update(app=app))
-    assert cli.main(["serve", str(tight["onnx"])]) == 0
+    assert cli.main(["serve", str(tight["onnx"]), "--port", "0"]) == 0  # 0: any free port, 8000 may be taken
     endpoints = {route.path: route.endpoint for route in served["app"].routes if hasattr(route, "endpoint")}
     assert endpoints["/api/health"]().margin == MARGIN
     upload = UploadFile(io.BytesIO(tight["photo"].read_bytes()), filename="photo.png")

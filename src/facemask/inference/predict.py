@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,9 +22,14 @@ from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for
 from facemask.vision.crops import FaceCropper
-from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, load_image
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image, to_gray28
 
 BATCH = 256
+#: Longer side in pixels past which an image is taken for a full photo, not a face crop: the face crops the
+#: dataset was made from are at most 960 px (../shared/data/photos: 178-960, median 428; realworld/photos
+#: 160), camera and phone photos 1280 px and more. Cropped faces of train-photos are over it in 5% of cases,
+#: hence the warning needs half the images over it, not one.
+FULL_PHOTO_PX = 1000
 
 
 @dataclass
@@ -74,13 +80,15 @@ def predict_files(
 
     An image where the detector finds no face gets a row labelled ``no face``.
     """
-    crops, keys, errors = [], [], []
+    crops, keys, errors, sides = [], [], [], []
     for path in track(
         files, description="predicting", disable=not progress or len(files) < 2, transient=True
     ):
         try:
             if cropper is None:
-                crops.append(load_image(path)[None])
+                image = open_image(path)
+                sides.append(max(image.size))
+                crops.append(to_gray28(image)[None])
                 keys.append((path, None, None, None))
                 continue
             frame = load_frame(path)
@@ -92,11 +100,24 @@ def predict_files(
         keys.extend((path, i, face.box, cropper.box(face, frame.shape)) for i, face in enumerate(faces))
         if not faces:
             keys.append((path, -1, None, None))
+    warn_if_full_photos(sides)
     images = np.concatenate(crops) if crops else np.zeros((0, 28, 28), np.uint8)
     probs = np.concatenate(
         [classifier.predict_proba(images[i : i + BATCH]) for i in range(0, len(images), BATCH)] or [[]]
     )
     return _rows(classifier, keys, probs), errors
+
+
+def warn_if_full_photos(sides: list[int]) -> None:
+    """One line on stderr where at least half the images (by their longer ``sides``) are larger than the face
+    crops the model was trained on: labelled whole, a full photo's faces are a few pixels of the 28x28."""
+    large = sum(side > FULL_PHOTO_PX for side in sides)
+    if sides and 2 * large >= len(sides):
+        print(
+            f"warning: {large} of {len(sides)} images are over {FULL_PHOTO_PX} px on a side, larger than "
+            "face crops: full photos? --detect finds and labels each face",
+            file=sys.stderr,
+        )
 
 
 def _rows(classifier: Classifier, keys: list[tuple], probs: np.ndarray) -> list[Prediction]:

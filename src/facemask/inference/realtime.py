@@ -16,10 +16,12 @@ from typing import IO
 
 import cv2
 import numpy as np
+from rich.progress import track
 
 from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for
+from facemask.progress import stderr_console
 from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
 from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame
@@ -30,11 +32,13 @@ COLOURS = {"WithMask": (0, 200, 0), "WithoutMask": (0, 0, 230)}  # BGR: green ma
 
 @dataclass
 class Source:
-    """Frames with their names; ``fps`` for a video or camera (None for images)."""
+    """Frames with their names; ``fps`` for a video or camera (None for images); ``length``, the number of
+    frames where it is known (a video file, images; None for a camera)."""
 
     frames: Iterator[tuple[str, np.ndarray]]
     fps: float | None
     is_video: bool
+    length: int | None = None
 
 
 def open_source(source: str) -> Source:
@@ -46,12 +50,12 @@ def open_source(source: str) -> Source:
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise FacemaskError(f"{path}: no images in this folder")
-        return Source(_readable_frames(files), None, False)
+        return Source(_readable_frames(files), None, False, len(files))
     if not path.is_file():
         raise FacemaskError(f"{path}: no such camera, file or folder")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return _capture(cv2.VideoCapture(str(path)), str(path))
-    return Source(iter([(str(path), load_frame(path))]), None, False)
+    return Source(iter([(str(path), load_frame(path))]), None, False, 1)
 
 
 def _readable_frames(files: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
@@ -67,6 +71,7 @@ def _capture(capture: cv2.VideoCapture, name: str) -> Source:
     if not capture.isOpened():
         raise FacemaskError(f"{name} cannot be opened (not connected, busy, or not a video OpenCV can read)")
     fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    length = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))  # -1 or 0: a camera, or a container that does not say
 
     def frames() -> Iterator[tuple[str, np.ndarray]]:
         try:
@@ -80,7 +85,7 @@ def _capture(capture: cv2.VideoCapture, name: str) -> Source:
         finally:
             capture.release()
 
-    return Source(frames(), fps, True)
+    return Source(frames(), fps, True, length if length > 0 else None)
 
 
 @dataclass
@@ -208,13 +213,18 @@ def run_detection(
     log: IO[str] | None = None,
     show: bool = False,
     max_frames: int | None = None,
+    progress: bool = False,
 ) -> Summary:
-    """The loop; returns counts and the mean FPS. The video writer and log are closed whatever happens."""
+    """The loop; returns counts and the mean FPS. The video writer and log are closed whatever happens.
+    ``progress``: a transient bar over the frames on stderr where their number is known (not a camera)."""
     video_out = output is not None and output.suffix.lower() in VIDEO_SUFFIXES
     sink = Sink(output, video_out, source.fps or 10.0, show)
     summary, smoothed, start = Summary(), None, time.perf_counter()
+    total = min(filter(None, (source.length, max_frames)), default=None)
+    frames = track(source.frames, "detecting", total, transient=True, console=stderr_console(),
+                   disable=not progress or total is None)  # fmt: skip
     try:
-        for index, (name, frame) in enumerate(source.frames):
+        for index, (name, frame) in enumerate(frames):
             if max_frames is not None and index >= max_frames:
                 break
             tick = time.perf_counter()
