@@ -146,7 +146,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_port(args.host, args.port)  # first: before the model loads
     classifier = load_classifier(args.model, args.threads)
     app = create_app(
-        classifier, make_cropper(args, classifier), Path(args.model).name, int(args.max_upload_mb * 2**20)
+        classifier,
+        make_cropper(args, classifier),
+        Path(args.model).name,
+        int(args.max_upload_mb * 2**20),
+        **({"max_pixels": int(args.max_megapixels * 1e6)} if args.max_megapixels else {}),
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
     return 0
@@ -244,6 +248,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
         "--max-upload-mb", type=float, default=10.0, help="larger uploads get 413 (default %(default)s)"
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=None,
+        help="photos with more pixels get 413 before they are decoded (default: 16: a phone's photo or a 4K frame fits)",
     )
     p.add_argument("--quiet", action="store_true", help="log warnings only, not every request")
     add_detector_options(p)

@@ -22,11 +22,19 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".
 
 
 class ImageError(FacemaskError):
-    """An image file that cannot be decoded; the message names the file and the reason."""
+    """An image file that cannot be decoded; the message names the file and the reason, ``reason`` says which
+    (empty, missing, not_image, corrupt, too_large) for callers that word it their own way (the web page)."""
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ImageTooLarge(ImageError):
     """An image over the pixel limit of its use, refused before it is decoded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "too_large")
 
 
 def to_gray28(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -55,7 +63,7 @@ def open_image(
     path = Path(path)
     try:
         if (len(data) if data is not None else path.stat().st_size) == 0:
-            raise ImageError(f"{path}: empty file (0 bytes)")
+            raise ImageError(f"{path}: empty file (0 bytes)", "empty")
         with warnings.catch_warnings():  # Pillow's "DOS attack" warning: the limits here speak instead
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path if data is None else io.BytesIO(data))
@@ -78,9 +86,9 @@ def open_image(
             f"{path}: image too large to decode safely (over {limit:.0f} megapixels)"
         ) from err
     except UnidentifiedImageError as err:
-        raise ImageError(f"{path}: not an image file Pillow can read") from err
+        raise ImageError(f"{path}: not an image file Pillow can read", "not_image") from err
     except FileNotFoundError as err:
-        raise ImageError(f"{path}: no such file") from err
+        raise ImageError(f"{path}: no such file", "missing") from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path}: corrupt or truncated image ({err})") from err
 
@@ -96,5 +104,5 @@ def load_frame(
     """Read ``path`` (or ``data``) as a BGR uint8 frame (H, W, 3): the face detector's input, like a camera
     frame (limits as ``open_image``). One copy of the pixels besides Pillow's, swapped to BGR in place."""
     with open_image(path, data, max_pixels, max_side) as image:
-        frame = np.array(image.convert("RGB"))
+        frame = np.array(image if image.mode == "RGB" else image.convert("RGB"))
     return cv2.cvtColor(frame, cv2.COLOR_RGB2BGR, dst=frame)

@@ -7,8 +7,9 @@ label and P(mask); the page draws them. OpenAPI at ``/docs`` and ``/openapi.json
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +26,19 @@ from facemask.vision.images import ImageError, load_frame
 
 STATIC = Path(str(files("facemask.web") / "static"))
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
+#: The most pixels an upload may have: a 12-megapixel phone photo or a 4K camera frame fits, and 16 megapixels
+#: decode in about 110 MB; larger ones (and PNG "bombs" that compress 1.7 GB of pixels into 0.5 MB) are
+#: refused from their header with a 413.
+DEFAULT_MAX_PIXELS = 16_000_000
+#: JPEG uploads decode at 1/2, 1/4 or 1/8 scale while their longer side stays at least this (Pillow's draft
+#: mode): the detector sees 320 px and a face needs 28, so a 12-megapixel photo loses nothing but memory.
+UPLOAD_SIDE = 1920
+#: What the page shows for a photo it cannot use, in the operator's words.
+OPERATOR_WORDS = {
+    "empty": (400, "This file is empty"),
+    "not_image": (415, "This file is not a photo"),
+    "corrupt": (415, "This photo is damaged or incomplete"),
+}
 
 
 class FaceOut(BaseModel):
@@ -60,18 +74,21 @@ def create_app(
     cropper: FaceCropper,
     model_name: str = "",
     max_upload: int = DEFAULT_MAX_UPLOAD,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> FastAPI:
     app = FastAPI(title="facemask", summary="Mask / no mask for every face in a photo")
-    lock = threading.Lock()
+    # One thread decodes and infers, a request at a time: the detector is not thread-safe, and the memory of
+    # a decoded photo is reused by the next one (decoded in pool threads, each thread's allocator kept its
+    # own: 8 uploads of 24 megapixels held 2 GB).
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+    too_large = f"Photo too large: at most {max_upload / 2**20:g} MB"
 
     @app.middleware("http")
     async def limit_upload(request: Request, call_next):
         """Refuse an oversized body from its Content-Length, before reading it."""
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_upload:
-            return JSONResponse(
-                {"detail": f"upload of {int(length)} bytes exceeds the {max_upload}-byte limit"}, 413
-            )
+            return JSONResponse({"detail": too_large}, 413)
         return await call_next(request)
 
     @app.get("/", include_in_schema=False)
@@ -88,21 +105,13 @@ def create_app(
             classes=list(classifier.classes),
         )
 
-    @app.post("/api/predict", responses={400: {}, 413: {}, 415: {}})
-    def predict(
-        image: Annotated[UploadFile, File(description="a photo: JPEG, PNG, WebP, BMP...")],
-    ) -> PredictOut:
-        data = image.file.read(max_upload + 1)
-        if len(data) > max_upload:
-            raise HTTPException(413, f"upload exceeds the {max_upload}-byte limit")
-        name = image.filename or "upload"
-        try:
-            frame = load_frame(name, data)
-        except ImageError as err:
-            raise HTTPException(400 if not data else 415, str(err)) from None
+    def analyse(name: str, data: bytes) -> PredictOut:
         start = time.perf_counter()
-        with lock:
-            result = classify_frame(frame, cropper, classifier)
+        try:
+            frame = load_frame(name, data, max_pixels, UPLOAD_SIDE)
+        except ImageError as err:
+            raise refusal(err, name, max_pixels) from None
+        result = classify_frame(frame, cropper, classifier)
         faces = [FaceOut(**record) for record in result.face_records()]
         elapsed = (time.perf_counter() - start) * 1000
         return PredictOut(
@@ -113,5 +122,24 @@ def create_app(
             milliseconds=round(elapsed, 1),
         )
 
+    @app.post("/api/predict", responses={400: {}, 413: {}, 415: {}})
+    async def predict(
+        image: Annotated[UploadFile, File(description="a photo: JPEG, PNG, WebP, BMP...")],
+    ) -> PredictOut:
+        data = await image.read(max_upload + 1)
+        if len(data) > max_upload:
+            raise HTTPException(413, too_large)
+        return await asyncio.get_running_loop().run_in_executor(
+            worker, analyse, image.filename or "upload", data
+        )
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def refusal(err: ImageError, name: str, max_pixels: int) -> HTTPException:
+    """The 4xx for an upload that cannot be used, worded for the operator (the file named at the end)."""
+    if err.reason == "too_large":
+        return HTTPException(413, f"Photo too large: at most {max_pixels / 1e6:g} megapixels ({name})")
+    status, words = OPERATOR_WORDS.get(err.reason, OPERATOR_WORDS["corrupt"])
+    return HTTPException(status, f"{words} ({name})")
