@@ -68,8 +68,8 @@ class Person:
         """How sure the voted label is (``decision.confidence`` of the mean). Inside the hysteresis band the
         held label can be on the mean's other side: then under 50%, saying it is held, not decided."""
         sureness = confidence(self.p_mask, self.threshold)
-        agrees = self.label == self.classes[int(is_mask(self.p_mask, self.threshold))]
-        return sureness if agrees else 1 - sureness
+        decided = self.classes[int(is_mask(self.p_mask, self.threshold))]
+        return sureness if self.label == decided else 1 - sureness
 
     @property
     def tag(self) -> str:
