@@ -87,39 +87,49 @@ def cmd_detect(args: argparse.Namespace) -> int:
     import json
 
     from facemask.inference.classifier import load_classifier
-    from facemask.inference.realtime import VIDEO_SUFFIXES, open_source, run_detection
+    from facemask.inference.realtime import open_source, run_detection
 
+    check_tracking_options(args)
     classifier = load_classifier(args.model, args.threads)
     cropper = make_cropper(args, classifier)
     source = open_source(args.source)
     output = Path(args.output) if args.output else None
-    log_path = Path(args.log) if args.log else None
-    if log_path is None and output is not None:
-        log_path = (
-            output.with_suffix(".jsonl")
-            if output.suffix.lower() in VIDEO_SUFFIXES
-            else output / "detections.jsonl"
-        )
-    if log_path is not None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") if log_path else contextlib.nullcontext() as log:
+    log_path = Path(args.log) if args.log else beside_output(output, "jsonl", "detections.jsonl")
+    events_path = Path(args.events) if args.events else beside_output(output, "events.jsonl", "events.jsonl")
+    tracker = make_tracker(args, classifier, source.fps or 30.0) if source.is_video else None
+    for path in (log_path, events_path):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(log_path, "w") if log_path else contextlib.nullcontext() as log,
+        open(events_path, "w") if events_path and tracker else contextlib.nullcontext() as events_log,
+    ):
+        events = make_event_sink(args, events_log) if tracker else None
         summary = run_detection(
-            source, cropper, classifier, output, log, args.show, args.max_frames, sys.stderr.isatty()
+            source,
+            cropper,
+            classifier,
+            output,
+            log,
+            args.show,
+            args.max_frames,
+            progress=sys.stderr.isatty(),
+            tracker=tracker,
+            events=events,
+            blurred=args.blur,
         )
     ending = "interrupted" if summary.interrupted else "done"
-    print(
-        json.dumps(
-            {
-                "status": ending,
-                "frames": summary.frames,
-                "faces": summary.faces,
-                "fps": round(summary.fps, 2),
-                "output": str(output) if output else None,
-                "log": str(log_path) if log_path else None,
-            }
-        ),
-        file=sys.stderr,
-    )
+    report = {
+        "status": ending,
+        "frames": summary.frames,
+        "faces": summary.faces,
+        "fps": round(summary.fps, 2),
+        "output": str(output) if output else None,
+        "log": str(log_path) if log_path else None,
+    }
+    if summary.events is not None:
+        report |= {"events": str(events_path) if events_path else None, **summary.events}
+    print(json.dumps(report), file=sys.stderr)
     return 0
 
 
@@ -135,6 +145,77 @@ def check_port(host: str, port: int) -> None:
         if err.errno == errno.EADDRINUSE:
             raise FacemaskError(f"port {port} on {host} is in use (pick another with --port)") from err
         raise FacemaskError(f"cannot listen on {host} port {port} ({err.strerror or err})") from err
+
+
+def beside_output(output: Path | None, suffix: str, name: str) -> Path | None:
+    """``out.SUFFIX`` beside a video output, ``out/NAME`` in a folder output, None without one."""
+    from facemask.inference.realtime import VIDEO_SUFFIXES
+
+    if output is None:
+        return None
+    return output.with_suffix(f".{suffix}") if output.suffix.lower() in VIDEO_SUFFIXES else output / name
+
+
+def check_tracking_options(args: argparse.Namespace) -> None:
+    if args.vote_frames < 1:
+        raise FacemaskError(f"--vote-frames {args.vote_frames}: needs at least 1 frame")
+    if not 0 <= args.hysteresis < 0.5:
+        raise FacemaskError(f"--hysteresis {args.hysteresis}: a margin of P(mask), 0 to 0.5")
+    if args.event_after is not None and args.event_after < 1:
+        raise FacemaskError(f"--event-after {args.event_after}: needs at least 1 frame")
+    if args.track_patience < 0:
+        raise FacemaskError(f"--track-patience {args.track_patience}: frames, 0 or more")
+
+
+def make_tracker(args: argparse.Namespace, classifier, fps: float):
+    from facemask.inference.tracking import PersonTracker
+
+    return PersonTracker(
+        classifier.threshold,
+        classifier.classes,
+        args.vote_frames,
+        args.hysteresis,
+        args.event_after,
+        fps,
+        args.track_patience,
+    )
+
+
+def make_event_sink(args: argparse.Namespace, log):
+    from facemask.inference.events import EventSink, Webhook
+
+    return EventSink(log, Webhook(args.webhook) if args.webhook else None, args.blur)
+
+
+def add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    """detect's people (videos and cameras): tracks, the vote over their frames, their events."""
+    group = parser.add_argument_group("people (videos and cameras)")
+    group.add_argument(
+        "--vote-frames",
+        type=int,
+        default=15,
+        help="a person's label: the mean P(mask) of its last N frames (default %(default)s)",
+    )
+    group.add_argument(
+        "--hysteresis",
+        type=float,
+        default=0.05,
+        help="a person's label flips only when that mean is this far past the threshold (default %(default)s)",
+    )
+    group.add_argument(
+        "--track-patience",
+        type=int,
+        default=30,
+        help="frames (at 30 FPS) a person may go unseen before the track ends (default %(default)s)",
+    )
+    group.add_argument(
+        "--event-after",
+        type=int,
+        default=60,
+        help="a person's event when its track ends or after N frames seen, whichever first (default %(default)s)",
+    )
+    group.add_argument("--events", help="JSON-lines file of people's events (default: beside --output)")
+    group.add_argument("--webhook", help="also POST each event as JSON to this URL (in the background)")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -239,6 +320,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log", help="JSON-lines log of every frame (default: beside --output)")
     p.add_argument("--show", action="store_true", help="show the annotated frames live (q or Esc quits)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument(
+        "--blur",
+        action="store_true",
+        help="blur the faces in the saved video/images and thumbnails (default off)",
+    )
+    add_tracking_options(p)
     add_detector_options(p)
     p.set_defaults(run=cmd_detect)
 

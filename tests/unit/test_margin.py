@@ -3,6 +3,7 @@ detect, serve and calibrate without any flag, and --margin overrides it with a w
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -95,7 +96,7 @@ def test_serve_cuts_with_the_models_margin(tight: dict[str, Path], monkeypatch: 
     endpoints = {route.path: route.endpoint for route in served["app"].routes if hasattr(route, "endpoint")}
     assert endpoints["/api/health"]().margin == MARGIN
     upload = UploadFile(io.BytesIO(tight["photo"].read_bytes()), filename="photo.png")
-    result = endpoints["/api/predict"](upload)
+    result = asyncio.run(endpoints["/api/predict"](upload))
     assert result.faces[0].crop == list(crop_box(BOX, (180, 200), MARGIN))
 
 

@@ -1,7 +1,9 @@
 """``facemask detect``: the frame loop. Source -> faces -> one classifier batch -> annotated frame + log.
 
 Sources: a camera index, a video file, an image, or a folder of images. Ctrl-C (or ``q`` in the
-``--show`` window) ends the loop and still finalises the video and the log.
+``--show`` window) ends the loop and still finalises the video, the log and the events. With a
+``PersonTracker`` (tracking.py) each face also carries its person: track id and voted label; people's
+events go to an ``EventSink`` (events.py).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,9 +24,14 @@ from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for
 from facemask.progress import stderr_console
+from facemask.vision.blur import blur
 from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
 from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame
+
+if TYPE_CHECKING:
+    from facemask.inference.events import EventSink
+    from facemask.inference.tracking import Person, PersonTracker
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
 COLOURS = {"WithMask": (0, 200, 0), "WithoutMask": (0, 0, 230)}  # BGR: green mask, red no mask
@@ -98,8 +105,9 @@ class FrameResult:
     probs: np.ndarray
     threshold: float
 
-    def face_records(self) -> list[dict]:
-        """One dict per face, the shape of a classified face everywhere (detect's log, the web API)."""
+    def face_records(self, persons: list[Person | None] | None = None) -> list[dict]:
+        """One dict per face, the shape of a classified face everywhere (detect's log, the web API); with
+        ``persons`` (one per face, from a ``PersonTracker``) also its track and the person's voted label."""
         records = []
         for face, crop, label, p in zip(self.faces, self.crops, self.labels, self.probs, strict=True):
             sureness = confidence(float(p), self.threshold)
@@ -114,11 +122,34 @@ class FrameResult:
                     "tag": tag(label, sureness),
                 }
             )
+        if persons is not None:
+            for record, person in zip(records, persons, strict=True):
+                record.update(person_record(person))
         return records
 
-    def record(self, frame: int, name: str, elapsed: float) -> dict:
+    def record(
+        self, frame: int, name: str, elapsed: float, persons: list[Person | None] | None = None
+    ) -> dict:
         """One JSON-lines entry."""
-        return {"frame": frame, "source": name, "time": round(elapsed, 4), "faces": self.face_records()}
+        return {
+            "frame": frame,
+            "source": name,
+            "time": round(elapsed, 4),
+            "faces": self.face_records(persons),
+        }
+
+
+def person_record(person: Person | None) -> dict:
+    """A face's person: track id and voted label (None while its track is unconfirmed, its first frame)."""
+    if person is None:
+        return dict.fromkeys(("track", "person_label", "person_p_mask", "person_confidence", "person_tag"))
+    return {
+        "track": person.id,
+        "person_label": person.label,
+        "person_p_mask": round(person.p_mask, 4),
+        "person_confidence": round(person.confidence, 4),
+        "person_tag": tag(person.label, person.confidence),
+    }
 
 
 def classify_frame(frame: np.ndarray, cropper: FaceCropper, classifier: Classifier) -> FrameResult:
@@ -129,16 +160,24 @@ def classify_frame(frame: np.ndarray, cropper: FaceCropper, classifier: Classifi
     return FrameResult(faces, boxes, labels_for(classifier, probs), probs, classifier.threshold)
 
 
-def annotate(frame: np.ndarray, result: FrameResult, fps: float | None = None) -> np.ndarray:
-    """Boxes (the crop the classifier saw) with label and confidence; the FPS counter top-left."""
-    out = frame.copy()
+def annotate(
+    frame: np.ndarray,
+    result: FrameResult,
+    fps: float | None = None,
+    persons: list[Person | None] | None = None,
+    blurred: bool = False,
+) -> np.ndarray:
+    """Boxes (the crop the classifier saw) with label and confidence, or with ``persons`` the person's id and
+    voted label (``#3 mask 91%``); the FPS counter top-left. ``blurred``: the crops blurred under the boxes."""
+    out = blur(frame.copy(), result.crops) if blurred else frame.copy()
     thickness = max(1, round(max(frame.shape[:2]) / 400))
     scale = max(0.4, max(frame.shape[:2]) / 1000)
-    for record in result.face_records():
+    for record in result.face_records(persons):
         left, top, right, bottom = record["crop"]
-        colour = COLOURS[record["label"]]
+        voted = record.get("track") is not None
+        colour = COLOURS[record["person_label"] if voted else record["label"]]
         cv2.rectangle(out, (left, top), (right, bottom), colour, thickness)
-        text = record["tag"]
+        text = f"#{record['track']} {record['person_tag']}" if voted else record["tag"]
         (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         y = max(top, height + base + 2)
         cv2.rectangle(out, (left, y - height - base - 2), (left + width + 2, y), colour, -1)
@@ -199,6 +238,7 @@ class Summary:
     faces: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    events: dict | None = None  # EventSink.close(): people per label and per minute, webhook counts
 
     @property
     def fps(self) -> float:
@@ -214,9 +254,13 @@ def run_detection(
     show: bool = False,
     max_frames: int | None = None,
     progress: bool = False,
+    tracker: PersonTracker | None = None,
+    events: EventSink | None = None,
+    blurred: bool = False,
 ) -> Summary:
-    """The loop; returns counts and the mean FPS. The video writer and log are closed whatever happens.
-    ``progress``: a transient bar over the frames on stderr where their number is known (not a camera)."""
+    """The loop; returns counts and the mean FPS. The video writer, log and events are closed whatever
+    happens; at the end every open track becomes an event. ``progress``: a transient bar over the frames on
+    stderr where their number is known (not a camera); ``blurred``: faces blurred in the saved frames."""
     video_out = output is not None and output.suffix.lower() in VIDEO_SUFFIXES
     sink = Sink(output, video_out, source.fps or 10.0, show)
     summary, smoothed, start = Summary(), None, time.perf_counter()
@@ -229,13 +273,16 @@ def run_detection(
                 break
             tick = time.perf_counter()
             result = classify_frame(frame, cropper, classifier)
+            persons = tracker.update(result, frame, index, tick - start) if tracker is not None else None
+            if events is not None and tracker is not None:
+                events.emit(tracker.due())
             took = time.perf_counter() - tick
             smoothed = took if smoothed is None else 0.9 * smoothed + 0.1 * took
             summary.frames, summary.faces = summary.frames + 1, summary.faces + len(result.faces)
             if log is not None:
-                log.write(json.dumps(result.record(index, name, tick - start)) + "\n")
+                log.write(json.dumps(result.record(index, name, tick - start, persons)) + "\n")
             if (output is not None or show) and not sink.write(
-                name, index, annotate(frame, result, 1 / smoothed)
+                name, index, annotate(frame, result, 1 / smoothed, persons, blurred)
             ):
                 break
     except KeyboardInterrupt:
@@ -244,5 +291,9 @@ def run_detection(
         sink.close()
         if log is not None:
             log.flush()
+        if events is not None:
+            if tracker is not None:
+                events.emit(tracker.flush())
+            summary.events = events.close()
         summary.seconds = time.perf_counter() - start
     return summary
