@@ -222,7 +222,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from facemask.inference.classifier import load_classifier
-    from facemask.web.server import create_app
+    from facemask.web.server import Entrance, create_app
 
     check_port(args.host, args.port)  # first: before the model loads
     classifier = load_classifier(args.model, args.threads)
@@ -232,6 +232,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         Path(args.model).name,
         int(args.max_upload_mb * 2**20),
         **({"max_pixels": int(args.max_megapixels * 1e6)} if args.max_megapixels else {}),
+        entrance=Entrance(webhook=args.webhook),
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
     return 0
@@ -342,6 +343,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="photos with more pixels get 413 before they are decoded (default: 16: a phone's photo or a 4K frame fits)",
     )
+    p.add_argument("--webhook", help="POST each entrance event of the live camera (/api/live) to this URL")
     p.add_argument("--quiet", action="store_true", help="log warnings only, not every request")
     add_detector_options(p)
     p.set_defaults(run=cmd_serve)

@@ -266,3 +266,33 @@ except ImportError:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_the_servers_live_camera_tracks_people_and_counts_their_events(models: dict[str, Path]) -> None:
+    """/api/live: one face walking through the frames keeps its id; when it leaves, its event comes back
+    with the frame that completed it (thumbnail blurred when asked) and /api/stats counts the person."""
+    import asyncio
+
+    from fastapi import UploadFile
+
+    from facemask.web.server import Entrance, create_app
+
+    classifier = load_classifier(models["onnx"])
+    app = create_app(
+        classifier, FaceCropper(BlobFaces(), 0.0), entrance=Entrance(patience=2, event_after=None)
+    )
+    endpoints = {route.path: route.endpoint for route in app.routes if hasattr(route, "endpoint")}
+
+    def post(frame: np.ndarray, blur: bool = False):
+        upload = UploadFile(io.BytesIO(cv2.imencode(".png", frame)[1].tobytes()), filename="frame.png")
+        return asyncio.run(endpoints["/api/live"](upload, blur))
+
+    walk = [post(scene([(40 + 10 * i, 100)])) for i in range(6)]
+    assert [out.faces[0].track for out in walk[1:]] == [1] * 5, "one person, one id"
+    assert walk[-1].faces[0].person_tag.split()[-1].endswith("%") and walk[-1].events == []
+    gone = [post(scene([]), blur=True) for _ in range(5)]
+    events = [event for out in gone for event in out.events]
+    assert len(events) == 1 and events[0]["id"] == 1 and events[0]["frames"] == 5
+    assert events[0]["label"] in CLASSES and events[0]["thumbnail_jpeg"]
+    stats = endpoints["/api/stats"]()
+    assert stats.frames == 11 and sum(stats.people.values()) == 1

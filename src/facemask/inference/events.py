@@ -151,14 +151,16 @@ class EventSink:
         self.log, self.webhook, self.blurred = log, webhook, blurred
         self.counter = EventCounter()
 
-    def emit(self, people: list[Person]) -> None:
-        for person in people:
-            event = event_record(person, self.blurred)
+    def emit(self, people: list[Person]) -> list[dict]:
+        """Each person's event, written, posted and counted; returned for a caller that shows them."""
+        events = [event_record(person, self.blurred) for person in people]
+        for event in events:
             self.counter.add(event)
             if self.log is not None:
                 self.log.write(json.dumps(event) + "\n")
             if self.webhook is not None:
                 self.webhook.send(event)
+        return events
 
     def close(self) -> dict:
         """Flushes the log, drains the webhook; the counts for the run's summary."""
