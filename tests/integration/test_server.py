@@ -145,7 +145,7 @@ def test_malformed_requests(server: tuple[str, int]) -> None:
     assert request("GET", server, "/openapi.json")[1]["paths"].keys() >= {"/api/predict", "/api/health"}
 
 
-def test_load_500_requests_from_8_clients(server: tuple[str, int]) -> None:
+def test_load_1000_requests_from_8_clients(server: tuple[str, int]) -> None:
     buffer = io.BytesIO()
     Image.open(PHOTO).convert("RGB").resize((160, 240)).save(buffer, "JPEG")
     content = buffer.getvalue()
@@ -157,15 +157,15 @@ def test_load_500_requests_from_8_clients(server: tuple[str, int]) -> None:
 
     start = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(one, range(500)))
+        results = list(pool.map(one, range(1000)))
     elapsed = time.perf_counter() - start
     latencies = sorted(seconds * 1000 for _, seconds in results)
     percentiles = statistics.quantiles(latencies, n=100)
     print(
-        f"\n500 requests, 8 clients: {500 / elapsed:.0f} req/s; latency ms p50 {percentiles[49]:.1f}, "
+        f"\n1000 requests, 8 clients: {1000 / elapsed:.0f} req/s; latency ms p50 {percentiles[49]:.1f}, "
         f"p95 {percentiles[94]:.1f}, p99 {percentiles[98]:.1f}, max {latencies[-1]:.1f}"
     )
-    assert [status for status, _ in results] == [200] * 500
+    assert [status for status, _ in results] == [200] * 1000
 
 
 def png(width: int, height: int) -> bytes:
