@@ -314,6 +314,15 @@ def test_page_in_headless_chromium(server: tuple[str, int], tmp_path: Path, scre
         page.click("#acknowledge")
         assert not alert.is_visible()
         assert page.query_selector("#history .event").inner_text().startswith("Alert acknowledged")
+
+        # A server that does not answer, in words.
+        page.route("**/api/predict", lambda route: route.abort())
+        page.set_input_files("#files", [str(MASKED)])
+        page.wait_for_function("document.querySelectorAll('.result.done').length === 5", timeout=30_000)
+        assert (
+            page.eval_on_selector(".result:last-child .counts", "e => e.textContent")
+            == "The server does not answer"
+        )
         browser.close()
 
 

@@ -274,8 +274,8 @@ async function showPhoto(file, item) {
   const summary = item.querySelector(".counts");
   try {
     const result = await predict(file, file.name); // first: the server names what is wrong with a bad file
-    const time = new Date();
     const image = await createImageBitmap(file);
+    const time = new Date(); // after the last await: the history stays in time order
     drawFaces(item.querySelector("canvas"), image, result);
     const labels = result.faces.map((face) => face.label);
     summary.textContent = labels.length ? countText(count(labels)) : "no face found";
