@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
+import re
 import shutil
 import socket
 import statistics
@@ -22,7 +24,7 @@ import pytest
 from PIL import Image
 
 from tests.cli import ROOT, WITHOUT_TORCH
-from tests.conftest import MASK28, SHARED_DATA, requires_shared
+from tests.conftest import SHARED_DATA, requires_shared
 
 pytestmark = [pytest.mark.integration, requires_shared]
 PHOTO = SHARED_DATA / "photos" / "WithMask" / "110-with-mask.jpg"
@@ -201,52 +203,179 @@ def test_memory_stays_bounded_under_the_largest_uploads(trained_model: dict[str,
     assert peak < 500
 
 
-@pytest.mark.skipif(
+REALWORLD = SHARED_DATA / "realworld" / "photos"
+MASKED = REALWORLD / "WithMask" / "ArifAlvi_0001.png"  # 160x160 faces, the model sure of each
+UNMASKED = REALWORLD / "WithoutMask" / "AdrianDunbar_0002.png"
+CROWD = SHARED_DATA / "photos" / "WithMask" / "385-with-mask.jpg"  # 4 faces side by side: labels crowd
+requires_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
 )
-def test_page_in_headless_chromium(server: tuple[str, int], tmp_path: Path) -> None:
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where the page tests leave their screenshots: $FACEMASK_SCREENSHOTS (to look at them), else tmp_path."""
+    folder = Path(os.environ.get("FACEMASK_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def counts_text(labels: list[str]) -> str:
+    """The page's count of faces, e.g. "3 people · 2 with mask · 1 without"."""
+    people, mask = len(labels), labels.count("WithMask")
+    return f"{people} {'person' if people == 1 else 'people'} · {mask} with mask · {people - mask} without"
+
+
+def overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@requires_chromium
+def test_page_in_headless_chromium(server: tuple[str, int], tmp_path: Path, screenshots: Path) -> None:
+    """The operator console on uploads: upload order, sizes, labels apart and inside, totals, alert, history,
+    errors in the operator's words."""
     from playwright.sync_api import sync_playwright
 
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
+    big = tmp_path / "crowd-4000.jpg"  # a 4000-px photo (the server decodes it at 2000, draft mode)
+    crowd = Image.open(CROWD).convert("RGB")
+    crowd.resize((4000, 4000 * crowd.height // crowd.width), Image.LANCZOS).save(big, quality=70)
+    uploads = [MASKED, UNMASKED, big, bad]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"http://{server[0]}:{server[1]}/")
         page.wait_for_function("document.getElementById('health').textContent.startsWith('model')")
-        page.set_input_files(
-            "#files", [str(PHOTO), str(MASK28 / "Test" / "WithoutMask" / "62.png"), str(bad)]
+        page.set_input_files("#files", [str(path) for path in uploads])
+        page.wait_for_function("document.querySelectorAll('.result.done').length === 4", timeout=30_000)
+        page.screenshot(path=str(screenshots / "upload.png"))
+        page.screenshot(path=str(screenshots / "upload-full.png"), full_page=True)
+
+        items = page.query_selector_all(".result")
+        assert [item.get_attribute("data-file") for item in items] == [path.name for path in uploads]
+        labels = {
+            path.name: item.get_attribute("data-labels") for path, item in zip(uploads, items, strict=True)
+        }
+        assert labels[UNMASKED.name] == "WithoutMask", "the unmasked photo raises the alert below"
+        for path, item in zip(uploads[:3], items[:3], strict=True):
+            status, result = post_image(server, path.read_bytes(), path.name)
+            assert status == 200 and labels[path.name] == ",".join(face["label"] for face in result["faces"])
+            canvas = item.query_selector("canvas")
+            shown = canvas.evaluate(
+                "c => [c.clientWidth, c.clientHeight, +c.dataset.width, +c.dataset.height]"
+            )
+            assert shown[2:] == [result["width"], result["height"]]
+            assert 320 <= shown[0] <= 800 and shown[1] <= 600, f"{path.name} shown at {shown[:2]}"
+            assert counts_text(labels[path.name].split(",")) in item.inner_text()
+            # Each tag inside the image and clear of the others (the crowd's four faces are side by side).
+            boxes = json.loads(canvas.get_attribute("data-label-boxes"))
+            assert len(boxes) == len(result["faces"]) and None not in boxes
+            for i, box in enumerate(boxes):
+                assert 0 <= box[0] < box[2] <= result["width"] and 0 <= box[1] < box[3] <= result["height"]
+                assert not any(overlap(box, other) for other in boxes[i + 1 :]), boxes
+        assert items[0].evaluate("e => e.querySelector('canvas').clientWidth") >= 2 * 160
+        assert len(labels[big.name].split(",")) == 4
+
+        # Errors in the operator's words.
+        assert items[3].get_attribute("class").split() == ["result", "error", "done"]
+        assert (
+            items[3].eval_on_selector(".counts", "e => e.textContent")
+            == "This file is not a photo (notes.jpg)"
         )
-        page.wait_for_function("document.querySelectorAll('.result.done').length === 3", timeout=30_000)
-        results = {item.get_attribute("data-file"): item for item in page.query_selector_all(".result")}
-        photo = results[PHOTO.name]
-        assert photo.get_attribute("data-labels") in ("WithMask", "WithoutMask")
-        assert "1 with" in photo.inner_text() or "0 with mask, 1 without" in photo.inner_text()
-        canvas = photo.query_selector("canvas")
-        assert canvas.evaluate("c => [c.width, c.height]") == list(Image.open(PHOTO).size)
-        assert results["notes.jpg"].inner_text().endswith("error: This file is not a photo (notes.jpg)")
-        page.screenshot(path=str(tmp_path / "page.png"))
+
+        # Totals of the session, what the model said of every face.
+        faces = ",".join(labels[path.name] for path in uploads[:3]).split(",")
+        totals = page.query_selector("#totals")
+        assert counts_text(faces) in totals.inner_text()
+        assert [totals.get_attribute(f"data-{key}") for key in ("people", "mask", "nomask")] == [
+            str(len(faces)), str(faces.count("WithMask")), str(faces.count("WithoutMask"))
+        ]  # fmt: skip
+
+        # The history: newest first, one thumbnail per face, the error logged too.
+        events = page.query_selector_all("#history .event")
+        times = [event.eval_on_selector("time", "t => t.dateTime") for event in events]
+        assert times == sorted(times, reverse=True)
+        thumbs = page.query_selector_all("#history .event canvas.thumb")
+        assert len(thumbs) == len(faces)
+        for thumb in thumbs:  # a face was drawn: not one flat colour
+            assert thumb.evaluate(
+                "c => new Set(c.getContext('2d').getImageData(0, 0, c.width, c.height).data).size > 50"
+            )
+        logged = [event.get_attribute("data-label") for event in events if event.query_selector("canvas")]
+        assert sorted(logged) == sorted(faces)
+        assert "This file is not a photo (notes.jpg)" in page.inner_text("#history")
+
+        # The alert: up for the unmasked faces, with the time, until acknowledged.
+        alert = page.query_selector("#alert")
+        assert alert.is_visible() and alert.get_attribute("role") == "alert"
+        assert alert.get_attribute("data-count") == str(faces.count("WithoutMask"))
+        assert re.search(r"No mask: .* without a mask, the latest at \d\d:\d\d:\d\d", alert.inner_text())
+        page.click("#acknowledge")
+        assert not alert.is_visible()
+        assert page.query_selector("#history .event").inner_text().startswith("Alert acknowledged")
+
+        # A server that does not answer, in words.
+        page.route("**/api/predict", lambda route: route.abort())
+        page.set_input_files("#files", [str(MASKED)])
+        page.wait_for_function("document.querySelectorAll('.result.done').length === 5", timeout=30_000)
+        assert (
+            page.eval_on_selector(".result:last-child .counts", "e => e.textContent")
+            == "The server does not answer"
+        )
         browser.close()
 
 
-@pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
-)
-def test_live_mode_with_a_fake_camera(server: tuple[str, int]) -> None:
-    """Chromium's fake camera (a test pattern, no face) through getUserMedia, frames posted and drawn."""
+def write_y4m(path: Path, photos: list[Path], seconds: int = 3, fps: int = 5) -> Path:
+    """A video for Chromium's fake camera: each photo scaled to 320 px on a grey 640x480 frame, for a few
+    seconds (raw YUV4MPEG2, 4:2:0; the camera plays it in a loop)."""
+    width, height = 640, 480
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for photo in photos:
+            frame = Image.new("RGB", (width, height), (96, 96, 96))
+            frame.paste(Image.open(photo).convert("RGB").resize((320, 320)), (160, 80))
+            y, u, v = frame.convert("YCbCr").split()
+            planes = [y, u.resize((width // 2, height // 2)), v.resize((width // 2, height // 2))]
+            data = b"FRAME\n" + b"".join(np.asarray(plane).tobytes() for plane in planes)
+            out.write(data * (seconds * fps))
+    return path
+
+
+@requires_chromium
+def test_live_mode_with_a_fake_camera(server: tuple[str, int], tmp_path: Path, screenshots: Path) -> None:
+    """Chromium's fake camera playing a masked face then an unmasked one, through getUserMedia: frames posted
+    and drawn, the faces in view counted, each arrival logged, the alert raised for the unmasked face."""
     from playwright.sync_api import sync_playwright
 
+    video = write_y4m(tmp_path / "faces.y4m", [MASKED, UNMASKED])
+    camera = [*FAKE_CAMERA, f"--use-file-for-fake-video-capture={video}"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS + FAKE_CAMERA)
-        page = browser.new_context(permissions=["camera"]).new_page()
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS + camera)
+        page = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 900}).new_page()
         page.goto(f"http://{server[0]}:{server[1]}/")
         page.click("#tab-live")
+        assert page.inner_text("#in-view") == "Live camera, in view now camera off"
         page.click("#start")
-        page.wait_for_function(
-            "document.getElementById('live-status').textContent.includes('no face found')", timeout=30_000
+        started = time.monotonic()
+        page.wait_for_function("document.getElementById('in-view').dataset.people === '1'", timeout=30_000)
+        assert "in view now 1 person · " in page.inner_text("#in-view")
+        # Both faces come by within a loop of the video (6 s); each arrival logged once, with its thumbnail.
+        for label in ("WithMask", "WithoutMask"):
+            page.wait_for_selector(f"#history .event.{label} canvas.thumb", timeout=30_000)
+        page.wait_for_selector("#alert:not([hidden])")
+        assert "(live camera)" in page.inner_text("#alert")
+        page.wait_for_function("document.getElementById('in-view').dataset.nomask === '1'", timeout=30_000)
+        page.screenshot(path=str(screenshots / "live.png"))
+        size = page.eval_on_selector(
+            "#live-canvas", "c => [+c.dataset.width, +c.dataset.height, c.clientWidth]"
         )
-        size = page.eval_on_selector("#live-canvas", "c => [c.width, c.height]")
-        assert size == [640, 480], "an annotated camera frame was drawn"
+        assert size[:2] == [640, 480] and size[2] >= 640, "a camera frame was drawn at the view's size"
+        # Logged on arrival, not every frame (5 a second): two faces a loop of the video, give or take one.
+        arrivals = len(page.query_selector_all("#history .event canvas.thumb"))
+        assert arrivals <= 2 * ((time.monotonic() - started) // 6 + 2)
+        page.click("#acknowledge")
+        assert not page.is_visible("#alert")
         page.click("#stop")
-        assert page.is_enabled("#start")
+        assert page.is_enabled("#start") and page.inner_text("#in-view").endswith("camera off")
         browser.close()

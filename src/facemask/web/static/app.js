@@ -1,81 +1,322 @@
-// The facemask page: posts photos (or webcam frames) to /api/predict and draws the faces it returns.
+// The facemask operator console: posts photos (or webcam frames) to /api/predict, draws the faces it returns,
+// keeps the session's totals, raises an alert for a face without a mask, and logs every result in a history.
 "use strict";
 
-const COLOURS = { WithMask: "#00b000", WithoutMask: "#e00000" };
+const COLOURS = { WithMask: "#007a1f", WithoutMask: "#c8000a" };
+// Photos are shown in a box this size (CSS pixels, narrower on a narrow window): a 160-px photo is scaled up at
+// most UPSCALE times, a 4000-px one scaled down.
+const VIEW = { width: 720, height: 540 };
+const UPSCALE = 3;
+const HISTORY_LENGTH = 300; // the oldest events are dropped beyond this
+const THUMB = 48; // history thumbnails, CSS pixels
+const NO_ANSWER = "The server does not answer";
 
+// --- the server ---------------------------------------------------------------------------------
 async function predict(blob, name) {
   const form = new FormData();
   form.append("image", blob, name);
-  const response = await fetch("/api/predict", { method: "POST", body: form });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
-  return body;
+  let response;
+  try {
+    response = await fetch("/api/predict", { method: "POST", body: form });
+  } catch {
+    throw new Error(NO_ANSWER); // refused connection, server stopped, network down
+  }
+  const body = await response.json().catch(() => null);
+  if (response.ok && body) return body;
+  throw new Error(refusalWords(response.status, body));
 }
 
-// Draw the image with one box per face (the region the classifier saw) and its label.
-function drawFaces(canvas, image, result) {
-  canvas.width = result.width;
-  canvas.height = result.height;
-  const ctx = canvas.getContext("2d");
-  ctx.drawImage(image, 0, 0, result.width, result.height);
-  const line = Math.max(2, Math.round(Math.max(result.width, result.height) / 300));
-  ctx.font = `${Math.max(14, line * 7)}px system-ui, sans-serif`;
-  for (const face of result.faces) {
-    const [x1, y1, x2, y2] = face.crop;
-    const text = face.tag; // the decision and its confidence, as the server defines them
-    ctx.strokeStyle = ctx.fillStyle = COLOURS[face.label];
-    ctx.lineWidth = line;
-    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const height = line * 9;
-    ctx.fillRect(x1, Math.max(0, y1 - height), ctx.measureText(text).width + 8, height);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, x1 + 4, Math.max(height, y1) - line * 2);
+// The server's own `detail` is already in the operator's words; anything else (a proxy's page, FastAPI's
+// validation list) gets a plain sentence.
+function refusalWords(status, body) {
+  if (body && typeof body.detail === "string") return body.detail;
+  if (status >= 500 || !body) return `${NO_ANSWER} properly (error ${status})`;
+  return `The server refused this photo (error ${status})`;
+}
+
+// --- counting -----------------------------------------------------------------------------------
+function count(labels) {
+  return {
+    people: labels.length,
+    mask: labels.filter((label) => label === "WithMask").length,
+    nomask: labels.filter((label) => label === "WithoutMask").length,
+  };
+}
+
+function countText({ people, mask, nomask }) {
+  return `${people} ${people === 1 ? "person" : "people"} · ${mask} with mask · ${nomask} without`;
+}
+
+function showCount(element, counts) {
+  element.querySelector(".counts").textContent = countText(counts);
+  Object.assign(element.dataset, { people: counts.people, mask: counts.mask, nomask: counts.nomask });
+}
+
+// The session's totals. Photos add their faces; the live camera only shows the faces in the current frame
+// (inView) until person tracking can add each person once, through addPeople.
+const session = { people: 0, mask: 0, nomask: 0 };
+
+function addPeople(labels) {
+  const counts = count(labels);
+  for (const key of Object.keys(session)) session[key] += counts[key];
+  showCount(document.getElementById("totals"), session);
+}
+
+function showInView(labels) {
+  const element = document.getElementById("in-view");
+  element.classList.toggle("off", labels === null);
+  if (labels === null) {
+    element.querySelector(".counts").textContent = "camera off";
+    Object.assign(element.dataset, { people: 0, mask: 0, nomask: 0 });
+  } else {
+    showCount(element, count(labels));
   }
 }
 
-function summarise(result) {
-  const counts = { WithMask: 0, WithoutMask: 0 };
-  result.faces.forEach((face) => counts[face.label]++);
-  if (!result.faces.length) return "no face found";
-  return `${counts.WithMask} with mask, ${counts.WithoutMask} without (${result.milliseconds} ms)`;
+// --- alert --------------------------------------------------------------------------------------
+let unacknowledged = 0;
+
+function clock(date) {
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+// Raised for every face without a mask, stays up (counting them) until the operator acknowledges it.
+function raiseAlert(people, source, time) {
+  unacknowledged += people;
+  const alert = document.getElementById("alert");
+  const who = unacknowledged === 1 ? "1 person" : `${unacknowledged} people`;
+  alert.querySelector("#alert-text").textContent =
+    `No mask: ${who} without a mask, the latest at ${clock(time)} (${source})`;
+  alert.dataset.count = unacknowledged;
+  alert.hidden = false;
+  document.title = "⚠ no mask · facemask";
+}
+
+function acknowledge() {
+  const alert = document.getElementById("alert");
+  if (alert.hidden) return;
+  addEvent({ text: `Alert acknowledged (${unacknowledged} without a mask)`, kind: "note" });
+  unacknowledged = 0;
+  alert.hidden = true;
+  alert.dataset.count = 0;
+  document.title = "facemask";
+}
+
+// --- history ------------------------------------------------------------------------------------
+// One entry, newest first: a face (its thumbnail, tag and where it was seen), an error or a note.
+function addEvent({ text, source = "", kind, thumb = null, label = "", time = new Date() }) {
+  const entry = document.createElement("li");
+  entry.className = `event ${kind}`;
+  entry.dataset.label = label;
+  if (thumb) entry.append(thumb);
+  const words = document.createElement("div");
+  words.innerHTML = "<b></b> <span></span> <time></time>";
+  words.querySelector("b").textContent = text;
+  words.querySelector("span").textContent = source;
+  words.querySelector("time").textContent = clock(time);
+  words.querySelector("time").dateTime = time.toISOString();
+  entry.append(words);
+  const history = document.getElementById("history");
+  history.prepend(entry);
+  while (history.children.length > HISTORY_LENGTH) history.lastElementChild.remove();
+}
+
+// A small square cut of the face's crop from the image (any drawable: a bitmap, the camera frame).
+function thumbnail(image, face, result) {
+  const sx = image.width / result.width; // the server may have decoded a large JPEG smaller
+  const sy = image.height / result.height;
+  const [x1, y1, x2, y2] = face.crop;
+  const side = Math.max(x2 - x1, y2 - y1);
+  const cx = (x1 + x2) / 2;
+  const cy = (y1 + y2) / 2;
+  const canvas = document.createElement("canvas");
+  canvas.className = "thumb";
+  canvas.width = canvas.height = THUMB * (window.devicePixelRatio || 1);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#333";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(image, (cx - side / 2) * sx, (cy - side / 2) * sy, side * sx, side * sy, 0, 0, canvas.width, canvas.height);
+  canvas.style.borderColor = COLOURS[face.label];
+  return canvas;
+}
+
+function logFaces(faces, image, result, source, time) {
+  for (const face of faces) {
+    addEvent({ text: face.tag, source, kind: face.label, thumb: thumbnail(image, face, result), label: face.label, time });
+  }
+}
+
+// --- drawing ------------------------------------------------------------------------------------
+const clamp = (value, low, high) => Math.min(Math.max(value, low), high);
+
+// The size a result is shown at, in CSS pixels: fit the view, never more than UPSCALE times the image.
+function displaySize(width, height) {
+  const room = Math.min(VIEW.width, document.getElementById("work").clientWidth || VIEW.width);
+  const scale = Math.min(room / width, VIEW.height / height, UPSCALE);
+  return { width: Math.round(width * scale), height: Math.round(height * scale) };
+}
+
+function overlaps(a, b) {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+// Where each label goes (display pixels): above its box if there is room, else inside the box's top edge, else
+// below it; pushed down past labels already placed; always inside the image. Boxes are labelled top to bottom
+// so the pushing runs one way. A label that fits nowhere near is put where there is room nearest its box, or
+// left out (null) when the image is full of labels.
+function placeLabels(boxes, sizes, width, height) {
+  const placed = [];
+  const spots = new Array(boxes.length).fill(null);
+  const order = boxes.map((_, i) => i).sort((a, b) => boxes[a][1] - boxes[b][1] || boxes[a][0] - boxes[b][0]);
+  for (const i of order) {
+    const [x1, y1, , y2] = boxes[i];
+    const { w, h } = sizes[i];
+    if (w > width || h > height) continue;
+    const x = clamp(x1, 0, width - w);
+    let spot = null;
+    for (const y of [y1 - h, y1, y2]) {
+      spot = pushDown({ x, y: clamp(y, 0, height - h), w, h }, placed, height);
+      if (spot) break;
+    }
+    spot = spot || nearestFree({ x, y: clamp(y1 - h, 0, height - h), w, h }, placed, width, height);
+    if (spot) placed.push((spots[i] = spot));
+  }
+  return spots;
+}
+
+function pushDown(rect, placed, height) {
+  for (;;) {
+    const hit = placed.find((other) => overlaps(rect, other));
+    if (!hit) return rect;
+    rect = { ...rect, y: hit.y + hit.h + 1 };
+    if (rect.y + rect.h > height) return null;
+  }
+}
+
+function nearestFree(want, placed, width, height) {
+  let best = null;
+  let bestDistance = Infinity;
+  for (let y = 0; y + want.h <= height; y += want.h / 2) {
+    for (let x = 0; x + want.w <= width; x += want.w / 4) {
+      const rect = { ...want, x, y };
+      const distance = Math.hypot(x - want.x, y - want.y);
+      if (distance < bestDistance && !placed.some((other) => overlaps(rect, other))) {
+        best = rect;
+        bestDistance = distance;
+      }
+    }
+  }
+  return best;
+}
+
+// Draw the image at its display size with one box per face (the region the classifier saw) and its tag.
+// The canvas holds display pixels (times the screen's pixel ratio, for sharp text), not the image's: its
+// data-width/height give the image's size, data-label-boxes the tags' rectangles in image pixels.
+function drawFaces(canvas, image, result) {
+  const shown = displaySize(result.width, result.height);
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.round(shown.width * ratio);
+  canvas.height = Math.round(shown.height * ratio);
+  canvas.style.width = `${shown.width}px`;
+  canvas.dataset.width = result.width;
+  canvas.dataset.height = result.height;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.drawImage(image, 0, 0, shown.width, shown.height);
+
+  const sx = shown.width / result.width; // image pixels to display pixels (rounding makes sx and sy differ)
+  const sy = shown.height / result.height;
+  const boxes = result.faces.map(({ crop: [x1, y1, x2, y2] }) => [x1 * sx, y1 * sy, x2 * sx, y2 * sy]);
+  const font = Math.round(clamp(shown.width / 34, 14, 19)); // readable on a 160-px photo shown at 480
+  ctx.font = `bold ${font}px system-ui, sans-serif`;
+  const pad = Math.round(font / 3);
+  // The tag is the server's: the decision and its confidence, defined once in facemask.decision.
+  const sizes = result.faces.map((face) => ({ w: Math.ceil(ctx.measureText(face.tag).width) + 2 * pad, h: font + 2 * pad }));
+  const spots = placeLabels(boxes, sizes, shown.width, shown.height);
+
+  ctx.lineWidth = 2;
+  result.faces.forEach((face, i) => {
+    const [x1, y1, x2, y2] = boxes[i];
+    ctx.strokeStyle = COLOURS[face.label];
+    ctx.strokeRect(x1 + 1, y1 + 1, x2 - x1 - 2, y2 - y1 - 2);
+  });
+  ctx.textBaseline = "middle";
+  result.faces.forEach((face, i) => {
+    const spot = spots[i];
+    if (!spot) return;
+    ctx.fillStyle = COLOURS[face.label];
+    ctx.fillRect(spot.x, spot.y, spot.w, spot.h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(face.tag, spot.x + pad, spot.y + spot.h / 2 + 1);
+  });
+  const inImage = (spot) => spot && [spot.x / sx, spot.y / sy, (spot.x + spot.w) / sx, (spot.y + spot.h) / sy].map((v) => +v.toFixed(1));
+  canvas.dataset.labelBoxes = JSON.stringify(spots.map(inImage));
 }
 
 // --- photos -------------------------------------------------------------------------------------
-async function showPhoto(file) {
-  const item = document.createElement("div");
-  item.className = "result";
-  item.dataset.file = file.name;
-  item.innerHTML = `<div class="summary"><b></b> <span>…</span></div><canvas></canvas>`;
-  item.querySelector("b").textContent = file.name;
-  document.getElementById("results").prepend(item);
+// The list is in upload order (first chosen first); the history beside it is newest first.
+function showPhotos(files) {
+  const results = document.getElementById("results");
+  const items = Array.from(files, (file) => {
+    const item = document.createElement("article");
+    item.className = "result";
+    item.dataset.file = file.name;
+    item.innerHTML = `<div class="summary"><b></b> <span class="counts">analysing…</span></div><canvas></canvas>`;
+    item.querySelector("b").textContent = file.name;
+    results.append(item);
+    return item;
+  });
+  if (items.length) items[0].scrollIntoView({ behavior: "smooth", block: "nearest" });
+  items.forEach((item, i) => showPhoto(files[i], item));
+}
+
+async function showPhoto(file, item) {
+  const summary = item.querySelector(".counts");
   try {
     const result = await predict(file, file.name); // first: the server names what is wrong with a bad file
     const image = await createImageBitmap(file);
+    const time = new Date(); // after the last await: the history stays in time order
     drawFaces(item.querySelector("canvas"), image, result);
-    item.querySelector("span").textContent = summarise(result);
-    item.dataset.labels = result.faces.map((face) => face.label).join(",");
-    item.classList.add("done");
+    const labels = result.faces.map((face) => face.label);
+    summary.textContent = labels.length ? countText(count(labels)) : "no face found";
+    item.title = `${result.width} x ${result.height} px, analysed in ${result.milliseconds} ms`;
+    item.dataset.labels = labels.join(",");
+    addPeople(labels);
+    if (!labels.length) addEvent({ text: "no face found", source: file.name, kind: "note", time });
+    logFaces(result.faces, image, result, file.name, time);
+    const unmasked = count(labels).nomask;
+    if (unmasked) raiseAlert(unmasked, file.name, time);
+    image.close(); // the thumbnails are cut: free the decoded photo
   } catch (error) {
-    item.classList.add("error", "done");
-    item.querySelector("span").textContent = `error: ${error.message}`;
+    item.classList.add("error");
+    summary.textContent = error.message;
     item.querySelector("canvas").remove();
+    // The server names the file in most of its messages; name it where it did not.
+    addEvent({ text: error.message, source: error.message.includes(file.name) ? "" : file.name, kind: "error" });
   }
-}
-
-function showPhotos(files) {
-  for (const file of files) showPhoto(file);
+  item.classList.add("done");
 }
 
 // --- live camera --------------------------------------------------------------------------------
 let stream = null;
 let timer = null;
+let lastInView = { mask: 0, nomask: 0 };
+
+function cameraWords(error) {
+  if (error.name === "NotAllowedError") return "The camera was not allowed: allow it in the browser and try again";
+  if (error.name === "NotFoundError") return "No camera found";
+  if (error.name === "NotReadableError") return "The camera is in use by another program";
+  return `The camera cannot be used (${error.message})`;
+}
 
 async function startCamera() {
   const status = document.getElementById("live-status");
+  status.classList.remove("error");
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
   } catch (error) {
-    status.textContent = `camera unavailable: ${error.message}`;
+    status.textContent = cameraWords(error);
+    status.classList.add("error");
     return;
   }
   const video = document.getElementById("video");
@@ -83,26 +324,52 @@ async function startCamera() {
   await video.play();
   document.getElementById("start").disabled = true;
   document.getElementById("stop").disabled = false;
+  lastInView = { mask: 0, nomask: 0 };
+  showInView([]);
   liveLoop(video, status);
 }
 
 async function liveLoop(video, status) {
   if (!stream) return;
   const started = performance.now();
-  const grab = document.createElement("canvas");
-  grab.width = video.videoWidth;
-  grab.height = video.videoHeight;
-  grab.getContext("2d").drawImage(video, 0, 0);
-  try {
-    const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
-    const result = await predict(blob, "frame.jpg");
-    drawFaces(document.getElementById("live-canvas"), grab, result);
-    status.textContent = summarise(result);
-  } catch (error) {
-    status.textContent = `error: ${error.message}`;
+  if (video.videoWidth) {
+    const grab = document.createElement("canvas");
+    grab.width = video.videoWidth;
+    grab.height = video.videoHeight;
+    grab.getContext("2d").drawImage(video, 0, 0);
+    try {
+      const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
+      const result = await predict(blob, "frame.jpg");
+      if (!stream) return; // stopped while the frame was on its way
+      drawFaces(document.getElementById("live-canvas"), grab, result);
+      liveFrame(result, grab);
+      status.textContent = result.faces.length ? "" : "no face found";
+      status.classList.remove("error");
+    } catch (error) {
+      status.textContent = error.message;
+      status.classList.add("error");
+    }
   }
-  const period = 1000 / Number(document.getElementById("rate").value || 5);
+  const period = 1000 / clamp(Number(document.getElementById("rate").value) || 5, 1, 15);
   timer = setTimeout(() => liveLoop(video, status), Math.max(0, period - (performance.now() - started)));
+}
+
+// Without tracking a frame's faces are not people yet: they are shown as "in view", and a face of a kind that
+// was not in the previous frame is logged (and alerted, without a mask), so one person standing still is
+// logged once, not five times a second.
+function liveFrame(result, frame) {
+  const labels = result.faces.map((face) => face.label);
+  showInView(labels);
+  const now = count(labels);
+  const time = new Date();
+  for (const [label, key] of [["WithMask", "mask"], ["WithoutMask", "nomask"]]) {
+    const arrived = now[key] - lastInView[key];
+    if (arrived <= 0) continue;
+    const faces = result.faces.filter((face) => face.label === label).slice(-arrived);
+    logFaces(faces, frame, result, "live camera", time);
+    if (label === "WithoutMask") raiseAlert(arrived, "live camera", time);
+  }
+  lastInView = now;
 }
 
 function stopCamera() {
@@ -111,6 +378,7 @@ function stopCamera() {
   stream = null;
   document.getElementById("start").disabled = false;
   document.getElementById("stop").disabled = true;
+  showInView(null);
 }
 
 // --- wiring -------------------------------------------------------------------------------------
@@ -124,9 +392,13 @@ function showTab(name) {
 
 document.getElementById("tab-upload").onclick = () => showTab("upload");
 document.getElementById("tab-live").onclick = () => showTab("live");
-document.getElementById("files").onchange = (event) => showPhotos(event.target.files);
+document.getElementById("files").onchange = (event) => {
+  showPhotos(event.target.files);
+  event.target.value = ""; // choosing the same photo again is a new upload
+};
 document.getElementById("start").onclick = startCamera;
 document.getElementById("stop").onclick = stopCamera;
+document.getElementById("acknowledge").onclick = acknowledge;
 const drop = document.getElementById("drop");
 drop.ondragover = (event) => { event.preventDefault(); drop.classList.add("over"); };
 drop.ondragleave = () => drop.classList.remove("over");
@@ -137,4 +409,8 @@ fetch("/api/health")
   .then((health) => {
     document.getElementById("health").textContent = `model ${health.model}, threshold ${health.threshold.toFixed(3)}`;
   })
-  .catch(() => { document.getElementById("health").textContent = "server not reachable"; });
+  .catch(() => {
+    const health = document.getElementById("health");
+    health.textContent = NO_ANSWER;
+    health.classList.add("error");
+  });
