@@ -326,15 +326,16 @@ def test_page_in_headless_chromium(server: tuple[str, int], tmp_path: Path, scre
         browser.close()
 
 
-def write_y4m(path: Path, photos: list[Path], seconds: int = 3, fps: int = 5) -> Path:
-    """A video for Chromium's fake camera: each photo scaled to 320 px on a grey 640x480 frame, for a few
-    seconds (raw YUV4MPEG2, 4:2:0; the camera plays it in a loop)."""
+def write_y4m(path: Path, photos: list[Path | None], seconds: int = 3, fps: int = 5) -> Path:
+    """A video for Chromium's fake camera: each photo scaled to 320 px on a grey 640x480 frame (None: the
+    empty doorway), for a few seconds (raw YUV4MPEG2, 4:2:0; the camera plays it in a loop)."""
     width, height = 640, 480
     with path.open("wb") as out:
         out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for photo in photos:
             frame = Image.new("RGB", (width, height), (96, 96, 96))
-            frame.paste(Image.open(photo).convert("RGB").resize((320, 320)), (160, 80))
+            if photo is not None:
+                frame.paste(Image.open(photo).convert("RGB").resize((320, 320)), (160, 80))
             y, u, v = frame.convert("YCbCr").split()
             planes = [y, u.resize((width // 2, height // 2)), v.resize((width // 2, height // 2))]
             data = b"FRAME\n" + b"".join(np.asarray(plane).tobytes() for plane in planes)
@@ -344,11 +345,12 @@ def write_y4m(path: Path, photos: list[Path], seconds: int = 3, fps: int = 5) ->
 
 @requires_chromium
 def test_live_mode_with_a_fake_camera(server: tuple[str, int], tmp_path: Path, screenshots: Path) -> None:
-    """Chromium's fake camera playing a masked face then an unmasked one, through getUserMedia: frames posted
-    and drawn, the faces in view counted, each arrival logged, the alert raised for the unmasked face."""
+    """Chromium's fake camera playing a masked person, then an unmasked one, each walking off before the next
+    comes: frames posted to /api/live and drawn, the people in view counted, each person's entrance event in
+    the history (with the server's thumbnail) and the totals, the alert raised once for the unmasked person."""
     from playwright.sync_api import sync_playwright
 
-    video = write_y4m(tmp_path / "faces.y4m", [MASKED, UNMASKED])
+    video = write_y4m(tmp_path / "faces.y4m", [MASKED, None, UNMASKED, None])
     camera = [*FAKE_CAMERA, f"--use-file-for-fake-video-capture={video}"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS + camera)
@@ -360,20 +362,26 @@ def test_live_mode_with_a_fake_camera(server: tuple[str, int], tmp_path: Path, s
         started = time.monotonic()
         page.wait_for_function("document.getElementById('in-view').dataset.people === '1'", timeout=30_000)
         assert "in view now 1 person · " in page.inner_text("#in-view")
-        # Both faces come by within a loop of the video (6 s); each arrival logged once, with its thumbnail.
+        # Both people come by within a loop of the video (12 s); each one's event logged once, when they leave.
         for label in ("WithMask", "WithoutMask"):
-            page.wait_for_selector(f"#history .event.{label} canvas.thumb", timeout=30_000)
+            page.wait_for_selector(f"#history .event.{label} img.thumb", timeout=40_000)
         page.wait_for_selector("#alert:not([hidden])")
-        assert "(live camera)" in page.inner_text("#alert")
+        assert "(live camera, person #" in page.inner_text("#alert")
+        assert int(page.get_attribute("#totals", "data-people")) >= 2
         page.wait_for_function("document.getElementById('in-view').dataset.nomask === '1'", timeout=30_000)
+        # from a person's second frame on, the box shows the person: id and voted tag
+        page.wait_for_function(
+            "JSON.parse(document.getElementById('live-canvas').dataset.tags || '[]').some(t => /^#\\d+ /.test(t))",
+            timeout=30_000,
+        )
         page.screenshot(path=str(screenshots / "live.png"))
         size = page.eval_on_selector(
             "#live-canvas", "c => [+c.dataset.width, +c.dataset.height, c.clientWidth]"
         )
         assert size[:2] == [640, 480] and size[2] >= 640, "a camera frame was drawn at the view's size"
-        # Logged on arrival, not every frame (5 a second): two faces a loop of the video, give or take one.
-        arrivals = len(page.query_selector_all("#history .event canvas.thumb"))
-        assert arrivals <= 2 * ((time.monotonic() - started) // 6 + 2)
+        # One event a person, not one a frame (5 a second): two a loop of the video, give or take one.
+        arrivals = len(page.query_selector_all("#history .event img.thumb"))
+        assert arrivals <= 2 * ((time.monotonic() - started) // 12 + 2)
         page.click("#acknowledge")
         assert not page.is_visible("#alert")
         page.click("#stop")

@@ -1,5 +1,6 @@
-// The facemask operator console: posts photos (or webcam frames) to /api/predict, draws the faces it returns,
-// keeps the session's totals, raises an alert for a face without a mask, and logs every result in a history.
+// The facemask operator console: posts photos to /api/predict and camera frames to /api/live (where the server
+// tracks faces into people), draws the faces it returns, keeps the session's totals, raises an alert for a
+// person without a mask, and logs every result (a photo's faces, a person at the camera) in a history.
 "use strict";
 
 const COLOURS = { WithMask: "#007a1f", WithoutMask: "#c8000a" };
@@ -12,12 +13,13 @@ const THUMB = 48; // history thumbnails, CSS pixels
 const NO_ANSWER = "The server does not answer";
 
 // --- the server ---------------------------------------------------------------------------------
-async function predict(blob, name) {
+async function post(path, blob, name, fields = {}) {
   const form = new FormData();
   form.append("image", blob, name);
+  for (const [key, value] of Object.entries(fields)) form.append(key, value);
   let response;
   try {
-    response = await fetch("/api/predict", { method: "POST", body: form });
+    response = await fetch(path, { method: "POST", body: form });
   } catch {
     throw new Error(NO_ANSWER); // refused connection, server stopped, network down
   }
@@ -52,8 +54,8 @@ function showCount(element, counts) {
   Object.assign(element.dataset, { people: counts.people, mask: counts.mask, nomask: counts.nomask });
 }
 
-// The session's totals. Photos add their faces; the live camera only shows the faces in the current frame
-// (inView) until person tracking can add each person once, through addPeople.
+// The session's totals. Photos add their faces; the live camera adds each person once, from their entrance
+// event, and shows the people in the current frame (inView).
 const session = { people: 0, mask: 0, nomask: 0 };
 
 function addPeople(labels) {
@@ -138,6 +140,17 @@ function thumbnail(image, face, result) {
   ctx.drawImage(image, (cx - side / 2) * sx, (cy - side / 2) * sy, side * sx, side * sy, 0, 0, canvas.width, canvas.height);
   canvas.style.borderColor = COLOURS[face.label];
   return canvas;
+}
+
+// An entrance event's thumbnail: the server's (blurred when the privacy switch is on).
+function eventThumbnail(event) {
+  if (!event.thumbnail_jpeg) return null;
+  const image = new Image();
+  image.className = "thumb";
+  image.alt = `person ${event.id}`;
+  image.src = `data:image/jpeg;base64,${event.thumbnail_jpeg}`;
+  image.style.borderColor = COLOURS[event.label];
+  return image;
 }
 
 function logFaces(faces, image, result, source, time) {
@@ -231,26 +244,35 @@ function drawFaces(canvas, image, result) {
   ctx.font = `bold ${font}px system-ui, sans-serif`;
   const pad = Math.round(font / 3);
   // The tag is the server's: the decision and its confidence, defined once in facemask.decision.
-  const sizes = result.faces.map((face) => ({ w: Math.ceil(ctx.measureText(face.tag).width) + 2 * pad, h: font + 2 * pad }));
+  const tags = result.faces.map(shownTag);
+  const sizes = tags.map(({ text }) => ({ w: Math.ceil(ctx.measureText(text).width) + 2 * pad, h: font + 2 * pad }));
   const spots = placeLabels(boxes, sizes, shown.width, shown.height);
 
   ctx.lineWidth = 2;
   result.faces.forEach((face, i) => {
     const [x1, y1, x2, y2] = boxes[i];
-    ctx.strokeStyle = COLOURS[face.label];
+    ctx.strokeStyle = COLOURS[tags[i].label];
     ctx.strokeRect(x1 + 1, y1 + 1, x2 - x1 - 2, y2 - y1 - 2);
   });
   ctx.textBaseline = "middle";
   result.faces.forEach((face, i) => {
     const spot = spots[i];
     if (!spot) return;
-    ctx.fillStyle = COLOURS[face.label];
+    ctx.fillStyle = COLOURS[tags[i].label];
     ctx.fillRect(spot.x, spot.y, spot.w, spot.h);
     ctx.fillStyle = "#fff";
-    ctx.fillText(face.tag, spot.x + pad, spot.y + spot.h / 2 + 1);
+    ctx.fillText(tags[i].text, spot.x + pad, spot.y + spot.h / 2 + 1);
   });
   const inImage = (spot) => spot && [spot.x / sx, spot.y / sy, (spot.x + spot.w) / sx, (spot.y + spot.h) / sy].map((v) => +v.toFixed(1));
   canvas.dataset.labelBoxes = JSON.stringify(spots.map(inImage));
+  canvas.dataset.tags = JSON.stringify(tags.map(({ text }) => text));
+}
+
+// A face at the camera shows its person: id and the label voted over its frames (stable while one frame
+// wavers); a photo's face, or a person's first frame, its own decision.
+function shownTag(face) {
+  if (face.track == null) return { text: face.tag, label: face.label };
+  return { text: `#${face.track} ${face.person_tag}`, label: face.person_label };
 }
 
 // --- photos -------------------------------------------------------------------------------------
@@ -273,7 +295,7 @@ function showPhotos(files) {
 async function showPhoto(file, item) {
   const summary = item.querySelector(".counts");
   try {
-    const result = await predict(file, file.name); // first: the server names what is wrong with a bad file
+    const result = await post("/api/predict", file, file.name); // first: the server names a bad file
     const image = await createImageBitmap(file);
     const time = new Date(); // after the last await: the history stays in time order
     drawFaces(item.querySelector("canvas"), image, result);
@@ -300,7 +322,7 @@ async function showPhoto(file, item) {
 // --- live camera --------------------------------------------------------------------------------
 let stream = null;
 let timer = null;
-let lastInView = { mask: 0, nomask: 0 };
+const alerted = new Set(); // people at the camera already alerted for, by track id
 
 function cameraWords(error) {
   if (error.name === "NotAllowedError") return "The camera was not allowed: allow it in the browser and try again";
@@ -324,7 +346,6 @@ async function startCamera() {
   await video.play();
   document.getElementById("start").disabled = true;
   document.getElementById("stop").disabled = false;
-  lastInView = { mask: 0, nomask: 0 };
   showInView([]);
   liveLoop(video, status);
 }
@@ -339,10 +360,10 @@ async function liveLoop(video, status) {
     grab.getContext("2d").drawImage(video, 0, 0);
     try {
       const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
-      const result = await predict(blob, "frame.jpg");
+      const result = await post("/api/live", blob, "frame.jpg", { blur: document.getElementById("blur").checked });
       if (!stream) return; // stopped while the frame was on its way
       drawFaces(document.getElementById("live-canvas"), grab, result);
-      liveFrame(result, grab);
+      liveFrame(result);
       status.textContent = result.faces.length ? "" : "no face found";
       status.classList.remove("error");
     } catch (error) {
@@ -354,22 +375,21 @@ async function liveLoop(video, status) {
   timer = setTimeout(() => liveLoop(video, status), Math.max(0, period - (performance.now() - started)));
 }
 
-// Without tracking a frame's faces are not people yet: they are shown as "in view", and a face of a kind that
-// was not in the previous frame is logged (and alerted, without a mask), so one person standing still is
-// logged once, not five times a second.
-function liveFrame(result, frame) {
-  const labels = result.faces.map((face) => face.label);
-  showInView(labels);
-  const now = count(labels);
+// The server tracks the camera's faces into people: the people in view are counted by their voted label,
+// a person is alerted for once, as soon as their vote says no mask, and each person's entrance event (when
+// they leave, or after a few seconds in view) adds them to the totals and the history, with its thumbnail.
+function liveFrame(result) {
+  showInView(result.faces.map((face) => shownTag(face).label));
   const time = new Date();
-  for (const [label, key] of [["WithMask", "mask"], ["WithoutMask", "nomask"]]) {
-    const arrived = now[key] - lastInView[key];
-    if (arrived <= 0) continue;
-    const faces = result.faces.filter((face) => face.label === label).slice(-arrived);
-    logFaces(faces, frame, result, "live camera", time);
-    if (label === "WithoutMask") raiseAlert(arrived, "live camera", time);
+  for (const face of result.faces) {
+    if (face.person_label !== "WithoutMask" || alerted.has(face.track)) continue;
+    alerted.add(face.track);
+    raiseAlert(1, `live camera, person #${face.track}`, time);
   }
-  lastInView = now;
+  for (const event of result.events) {
+    addPeople([event.label]);
+    addEvent({ text: `#${event.id} ${event.tag}`, source: "live camera", kind: event.label, thumb: eventThumbnail(event), label: event.label, time });
+  }
 }
 
 function stopCamera() {
