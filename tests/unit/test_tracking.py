@@ -268,9 +268,11 @@ except ImportError:
     assert done.stdout.strip() == "ok"
 
 
-def test_the_servers_live_camera_tracks_people_and_counts_their_events(models: dict[str, Path]) -> None:
+def test_the_servers_live_camera_tracks_people_and_counts_their_events(
+    models: dict[str, Path], receiver
+) -> None:
     """/api/live: one face walking through the frames keeps its id; when it leaves, its event comes back
-    with the frame that completed it (thumbnail blurred when asked) and /api/stats counts the person."""
+    with the frame that completed it, is posted to the webhook, and /api/stats counts the person."""
     import asyncio
 
     from fastapi import UploadFile
@@ -278,9 +280,8 @@ def test_the_servers_live_camera_tracks_people_and_counts_their_events(models: d
     from facemask.web.server import Entrance, create_app
 
     classifier = load_classifier(models["onnx"])
-    app = create_app(
-        classifier, FaceCropper(BlobFaces(), 0.0), entrance=Entrance(patience=2, event_after=None)
-    )
+    entrance = Entrance(f"http://127.0.0.1:{receiver.server_port}/", patience=2, event_after=None)
+    app = create_app(classifier, FaceCropper(BlobFaces(), 0.0), entrance=entrance)
     endpoints = {route.path: route.endpoint for route in app.routes if hasattr(route, "endpoint")}
 
     def post(frame: np.ndarray, blur: bool = False):
@@ -296,3 +297,5 @@ def test_the_servers_live_camera_tracks_people_and_counts_their_events(models: d
     assert events[0]["label"] in CLASSES and events[0]["thumbnail_jpeg"]
     stats = endpoints["/api/stats"]()
     assert stats.frames == 11 and sum(stats.people.values()) == 1
+    entrance.sink.webhook.close(drain_s=5)
+    assert [event["id"] for event in receiver.received] == [1]
