@@ -13,24 +13,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
-import numpy as np
-
+from facemask.bench import letterbox
 from facemask.data.photos import matching_face
 from facemask.vision.faces import CenterFace
 from facemask.vision.images import load_frame
-
-FRAME = (640, 480)
-
-
-def letterboxed(photo: np.ndarray, scale_down: float) -> tuple[np.ndarray, float, int, int]:
-    """``photo`` shrunk by ``scale_down`` on a 640x480 frame (centred): (frame, scale, left, top)."""
-    scale = min(FRAME[0] / photo.shape[1], FRAME[1] / photo.shape[0]) * scale_down
-    resized = cv2.resize(photo, (max(1, int(photo.shape[1] * scale)), max(1, int(photo.shape[0] * scale))))
-    frame = np.zeros((FRAME[1], FRAME[0], 3), np.uint8)
-    top, left = (FRAME[1] - resized.shape[0]) // 2, (FRAME[0] - resized.shape[1]) // 2
-    frame[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
-    return frame, scale, left, top
 
 
 def main() -> None:
@@ -53,7 +39,7 @@ def main() -> None:
         for width in args.widths:
             detector, found, total, sizes, times = CenterFace(input_width=width), 0, 0, [], []
             for path, photo in photos.items():
-                frame, scale, left, top = letterboxed(photo, scale_down)
+                frame, scale, left, top = letterbox(photo, scale_down)
                 start = time.perf_counter()
                 faces = detector(frame)
                 times.append(time.perf_counter() - start)

@@ -106,10 +106,6 @@ def score(log: Path, events: Path, truth: list[list[dict]]) -> dict:
     }
 
 
-PEAK_RSS = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); " \
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model")

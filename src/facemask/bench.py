@@ -62,15 +62,20 @@ def make_video(photos: Path, path: Path, frames: int) -> Path:
         raise FacemaskError(f"{photos}: no photos to build the benchmark video from (use --photos)")
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, FRAME)
     for i in range(frames):
-        photo = load_frame(files[(i // 5) % len(files)])
-        scale = min(FRAME[0] / photo.shape[1], FRAME[1] / photo.shape[0])
-        resized = cv2.resize(photo, (int(photo.shape[1] * scale), int(photo.shape[0] * scale)))
-        canvas = np.zeros((FRAME[1], FRAME[0], 3), np.uint8)
-        top, left = (FRAME[1] - resized.shape[0]) // 2, (FRAME[0] - resized.shape[1]) // 2
-        canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
-        writer.write(canvas)
+        writer.write(letterbox(load_frame(files[(i // 5) % len(files)]))[0])
     writer.release()
     return path
+
+
+def letterbox(photo: np.ndarray, shrink: float = 1.0) -> tuple[np.ndarray, float, int, int]:
+    """``photo`` fitted into a black 640x480 frame, centred, then shrunk by ``shrink`` (faces further from the
+    camera): (frame, the photo's scale, its left and top offsets)."""
+    scale = min(FRAME[0] / photo.shape[1], FRAME[1] / photo.shape[0]) * shrink
+    resized = cv2.resize(photo, (max(1, int(photo.shape[1] * scale)), max(1, int(photo.shape[0] * scale))))
+    canvas = np.zeros((FRAME[1], FRAME[0], 3), np.uint8)
+    top, left = (FRAME[1] - resized.shape[0]) // 2, (FRAME[0] - resized.shape[1]) // 2
+    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    return canvas, scale, left, top
 
 
 def classifier_figures(model: Path, repeats: int) -> dict[str, float]:

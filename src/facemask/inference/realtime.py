@@ -172,12 +172,13 @@ def annotate(
     out = blur(frame.copy(), result.crops) if blurred else frame.copy()
     thickness = max(1, round(max(frame.shape[:2]) / 400))
     scale = max(0.4, max(frame.shape[:2]) / 1000)
-    for record in result.face_records(persons):
+    for record, person in zip(
+        result.face_records(persons), persons or [None] * len(result.faces), strict=True
+    ):
         left, top, right, bottom = record["crop"]
-        voted = record.get("track") is not None
-        colour = COLOURS[record["person_label"] if voted else record["label"]]
+        colour = COLOURS[person.label if person else record["label"]]
         cv2.rectangle(out, (left, top), (right, bottom), colour, thickness)
-        text = f"#{record['track']} {record['person_tag']}" if voted else record["tag"]
+        text = person.tag if person else record["tag"]
         (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         y = max(top, height + base + 2)
         cv2.rectangle(out, (left, y - height - base - 2), (left + width + 2, y), colour, -1)
