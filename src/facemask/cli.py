@@ -165,6 +165,10 @@ def check_tracking_options(args: argparse.Namespace) -> None:
         raise FacemaskError(f"--event-after {args.event_after}: needs at least 1 frame")
     if args.track_patience < 0:
         raise FacemaskError(f"--track-patience {args.track_patience}: frames, 0 or more")
+    if args.webhook:  # before the log and events files are opened
+        from facemask.inference.events import check_url
+
+        check_url(args.webhook)
 
 
 def make_tracker(args: argparse.Namespace, classifier, fps: float):

@@ -240,13 +240,29 @@ def test_a_loop_posts_its_events(tmp_path: Path, models: dict[str, Path], receiv
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--vote-frames", "0"), ("--hysteresis", "0.7"), ("--event-after", "0")]
+    ("flag", "value"),
+    [
+        ("--vote-frames", "0"),
+        ("--hysteresis", "0.7"),
+        ("--event-after", "0"),
+        ("--webhook", "hooks.example/in"),
+    ],
 )
 def test_bad_tracking_flags_are_one_line_errors(
     flag: str, value: str, models: dict[str, Path], capsys: pytest.CaptureFixture
 ) -> None:
     assert cli.main(["detect", str(models["onnx"]), "--source", "x.mp4", flag, value]) == 1
     assert capsys.readouterr().err.startswith(f"error: {flag} {value}")
+
+
+def test_a_bad_webhook_stops_serve_before_it_starts(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: pytest.fail("the server started"))
+    assert cli.main(["serve", str(models["onnx"]), "--port", "0", "--webhook", "ftp://hooks"]) == 1
+    assert capsys.readouterr().err == "error: --webhook ftp://hooks: not an http:// or https:// URL\n"
 
 
 def test_tracking_works_without_torch() -> None:

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import IO
 import cv2
 
 from facemask.decision import tag
+from facemask.errors import FacemaskError
 from facemask.inference.tracking import Person
 from facemask.vision.blur import blur
 
@@ -71,6 +73,13 @@ class EventCounter:
             return [{"minute": minute, **self._minutes[minute]} for minute in sorted(self._minutes)]
 
 
+def check_url(url: str) -> None:
+    """A webhook is an http(s) URL with a host: anything else would only fail, silently, at every event."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise FacemaskError(f"--webhook {url}: not an http:// or https:// URL")
+
+
 @dataclass
 class Webhook:
     """POSTs events as JSON to ``url`` from a background thread: ``retries`` more tries after a failure,
@@ -90,6 +99,7 @@ class Webhook:
     _stop: threading.Event = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        check_url(self.url)
         self._queue, self._stop = queue.Queue(self.queue_size), threading.Event()
         self._thread = threading.Thread(target=self._work, name="facemask-webhook", daemon=True)
         self._thread.start()
