@@ -228,6 +228,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from facemask.inference.classifier import load_classifier
     from facemask.web.server import Entrance, create_app
 
+    if args.max_megapixels is not None and args.max_megapixels <= 0:
+        raise FacemaskError(f"--max-megapixels {args.max_megapixels}: expected a number of megapixels > 0")
     check_port(args.host, args.port)  # first: before the model loads
     classifier = load_classifier(args.model, args.threads)
     app = create_app(
@@ -235,7 +237,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         make_cropper(args, classifier),
         Path(args.model).name,
         int(args.max_upload_mb * 2**20),
-        **({"max_pixels": int(args.max_megapixels * 1e6)} if args.max_megapixels else {}),
+        **({"max_pixels": int(args.max_megapixels * 1e6)} if args.max_megapixels is not None else {}),
         entrance=Entrance(webhook=args.webhook),
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")

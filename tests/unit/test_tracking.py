@@ -263,6 +263,8 @@ def test_a_bad_webhook_stops_serve_before_it_starts(
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: pytest.fail("the server started"))
     assert cli.main(["serve", str(models["onnx"]), "--port", "0", "--webhook", "ftp://hooks"]) == 1
     assert capsys.readouterr().err == "error: --webhook ftp://hooks: not an http:// or https:// URL\n"
+    assert cli.main(["serve", str(models["onnx"]), "--port", "0", "--max-megapixels", "0"]) == 1
+    assert capsys.readouterr().err == "error: --max-megapixels 0.0: expected a number of megapixels > 0\n"
 
 
 def test_tracking_works_without_torch() -> None:
