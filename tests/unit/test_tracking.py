@@ -255,7 +255,7 @@ def test_bad_tracking_flags_are_one_line_errors(
     assert capsys.readouterr().err.startswith(f"error: {flag} {value}")
 
 
-def test_a_bad_webhook_stops_serve_before_it_starts(
+def test_bad_serve_options_stop_it_before_it_starts(
     models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     import uvicorn
