@@ -11,6 +11,7 @@ from PIL import Image
 from facemask.data.datamodule import MaskDataModule
 from facemask.module import MaskClassifier
 from facemask.vision.crops import DEFAULT_MARGIN
+from facemask.vision.faces import Face
 
 #: A linear classifier on the 784 pixels: learns the toy faces below in a few epochs.
 TINY_NET = {
@@ -72,3 +73,33 @@ def tiny_checkpoint(root: Path, margin: float = DEFAULT_MARGIN) -> Path:
     )
     trainer.save_checkpoint(root / "tiny.ckpt")
     return root / "tiny.ckpt"
+
+
+class SquareFaces:
+    """Stands in for CenterFace: the middle of every square frame is a face; a crop that is not square (a
+    padded crop keeps its shape) is a miss."""
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def __call__(self, frame: np.ndarray) -> list[Face]:
+        height, width = frame.shape[:2]
+        if height != width:
+            return []
+        return [Face((0.3 * width, 0.3 * height, 0.7 * width, 0.7 * height), 0.9)]
+
+
+def crop_folder(
+    root: Path, found: int = 3, missed: int = 1, classes: tuple[str, ...] = ("WithMask", "WithoutMask")
+) -> Path:
+    """``root/<class>/`` of RGB JPEG crops: ``found`` square ones (the stand-in finds their face) and ``missed``
+    of 48x64 (it does not)."""
+    rng = np.random.default_rng(0)
+    for name in classes:
+        folder = root / name if name else root
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(found + missed):
+            size = (64, 64) if i < found else (64, 48)
+            gray = np.asarray(Image.fromarray(face(name == "WithMask", rng, 64)).resize(size[::-1]))
+            Image.fromarray(np.stack([gray] * 3, -1)).save(folder / f"{i}.jpg")
+    return root

@@ -273,6 +273,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mine(args: argparse.Namespace) -> int:
+    from facemask.inference.classifier import load_classifier
+    from facemask.inference.mine import mine, write_mined
+    from facemask.inference.predict import image_files
+
+    classifier = load_classifier(args.model, args.threads)
+    files = list(image_files(args.folders))
+    if not files:
+        raise FacemaskError(f"no image files in {' '.join(args.folders)}")
+    report = mine(classifier, make_cropper(args, classifier), files, args.top, args.near, sys.stderr.isatty())
+    print("\n".join(report.lines()))
+    if not report.scored:
+        return 1
+    output = write_mined(report, args.output)
+    print(f"wrote {len(report.mined)} faces to {output / 'faces'}, mined.csv and contact_sheet.png")
+    print(f"train on them: python train.py ... data.hard_negatives={output / 'faces'}")
+    return 1 if report.errors else 0
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from facemask.data.prepare import prepare
 
@@ -378,6 +397,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="the calibrated copy (default: MODEL-calibrated with its suffix)")
     add_margin_option(p)
     p.set_defaults(run=cmd_calibrate)
+
+    p = commands.add_parser(
+        "mine", help="bare faces the model calls masks (or nearly): hard negatives for the next training"
+    )
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("folders", nargs="+", help="folders (or files) of faces known to be bare: face crops")
+    p.add_argument(
+        "--output",
+        default="mined",
+        help="where faces/, mined.csv and contact_sheet.png go (default %(default)s)",
+    )
+    p.add_argument(
+        "--top", type=int, default=None, help="keep at most N faces, highest scores first (default: all)"
+    )
+    p.add_argument(
+        "--near",
+        type=float,
+        default=0.1,
+        help="also the faces scored this close below the threshold (default %(default)s)",
+    )
+    add_detector_options(p, threads=0)
+    p.set_defaults(run=cmd_mine)
 
     data = commands.add_parser("data", help="get the dataset: prepare photos, or download the public source")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")

@@ -88,6 +88,7 @@ class MaskClassifier(LightningModule):
         operating_point: Mapping[str, Any] | None = None,
         flip_tta: bool = False,
         margin: float = DEFAULT_MARGIN,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         configs = {
@@ -99,6 +100,7 @@ class MaskClassifier(LightningModule):
             "operating_point": operating_point,
             "flip_tta": flip_tta,
             "margin": margin,
+            "label_smoothing": label_smoothing,
         }
         self.save_hyperparameters(
             {key: plain(value) for key, value in configs.items() if not isinstance(value, nn.Module)},
@@ -162,7 +164,8 @@ class MaskClassifier(LightningModule):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        smoothing = self.hparams.get("label_smoothing", 0.0) if prefix == "train" else 0.0
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         if not torch.isfinite(loss):
             raise LossNotFinite(
                 f"{prefix}/loss is {loss.item()} at global step {self.global_step}: training diverged "

@@ -11,10 +11,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from facemask.data.datamodule import pool_repeats
 from facemask.evaluation.tensorboard import read_scalars
 from facemask.train import train
 from tests.cli import last_error_line, run_train
-from tests.conftest import ROOT, SHARED_OVERRIDES, requires_shared
+from tests.conftest import ROOT, SHARED_DATA, SHARED_OVERRIDES, requires_shared
 
 pytestmark = [pytest.mark.integration, requires_shared]
 
@@ -170,3 +171,40 @@ def test_real_masks_train_and_validate_beside_the_split(train_cfg) -> None:
     low, high = sorted((metrics["val_dataset/loss"], metrics["val_real/loss"]))
     assert low <= metrics["val/loss"] <= high, "the pool's loss lies between its parts'"
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["val_real/acc"] >= 0
+
+
+def test_real_face_crops_train_validate_and_report_mask_rates(train_cfg) -> None:
+    """data/real=[realmasks,realfaces] on small settings: crop folders framed by the real detector (misses
+    framed as the crop itself), drawn per epoch, validated as sets of their own in a pool where each weighs
+    alike; the share of bare faces and of masks worn wrongly called masks reported at the threshold. The
+    val/ folders stand in for train/ (2,600 crops to detect instead of 17,000)."""
+    crops = SHARED_DATA / "realfaces"
+    cfg = train_cfg(
+        "data/real=[realmasks,realfaces]",
+        "trainer.max_epochs=1",
+        f"data.real_crops.realfaces_masked.crops={crops}/masked/val",
+        f"data.real_crops.realfaces_bare.crops={crops}/bare/val",
+        "data.real_crops.realfaces_masked.per_epoch=300",
+        "data.real_crops.realfaces_bare.per_epoch=200",
+        *DATA,
+    )
+    metrics = train(cfg)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")  # from the run's cache
+    assert datamodule.train_sizes == {
+        "dataset": 1183,
+        "realmasks": 698,
+        "realfaces_masked": 1739,
+        "realfaces_bare": 887,
+    }
+    assert len(datamodule.train_dataloader().sampler) == 1183 + 698 + 300 + 200
+    assert len(datamodule.sets["val_masked"]) == 1739 and len(datamodule.sets["val_bare"]) == 887
+    sizes = {
+        name: len(datamodule.sets[name]) for name in ("val_dataset", "val_real", "val_masked", "val_bare")
+    }
+    assert len(datamodule.sets["val"]) == sum(sizes[n] * k for n, k in pool_repeats(sizes).items())
+    for prefix in ("val", "val_dataset", "val_real", "val_masked"):
+        assert all(0 <= metrics[f"{prefix}/{score}"] <= 1 for score in SCORES)
+    assert 0 <= metrics["val_bare/acc"] <= 1
+    assert metrics["bare_val/n"] == 887 and metrics["incorrect/n"] == 77
+    assert all(0 <= metrics[f"{name}/mask_rate"] <= 1 for name in ("bare_val", "incorrect"))

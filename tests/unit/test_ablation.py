@@ -1,4 +1,4 @@
-"""Issue 12's ablation arms compose to what each one claims, on top of experiment=best."""
+"""Issue 12's and issue 20's ablation arms compose to what each one claims, on top of experiment=best."""
 
 from __future__ import annotations
 
@@ -26,7 +26,31 @@ def test_each_arm_changes_what_it_says(train_cfg, arm: str) -> None:
     cfg = train_cfg("experiment=best", f"ablation={arm}")
     data = cfg.data
     assert bool(data.real_photos) == real_train and bool(data.val_sets) == real_val
+    assert not data.real_crops, "issue 12's arms: no real crops"
+    if real_train or real_val:
+        assert data.val_weights == "size", "pinned to issue 12's pool, every image alike"
     if real_train:
         assert (data.real_margins, data.real_repeat) == (margins, repeat)
     assert dict(cfg.operating_point) == rule
     assert data.synthetic.occluded == occluded and data.framing == "both"
+
+
+#: issue 20's arm -> (real crop sources, validation sets beside the split, synthetic occluders)
+CROP_ARMS = {
+    "issue12": ([], ["val_real"], 0),
+    "crops_masked": (["realfaces_masked"], ["val_real", "val_masked"], 0),
+    "crops_bare": (["realfaces_bare"], ["val_real", "val_bare"], 0),
+    "crops_both": (["realfaces_masked", "realfaces_bare"], ["val_real", "val_masked", "val_bare"], 0),
+    "occluders": (["realfaces_masked", "realfaces_bare"], ["val_real", "val_masked", "val_bare"], 1),
+}
+
+
+@pytest.mark.parametrize("arm", CROP_ARMS)
+def test_each_crop_arm_adds_what_it_says(train_cfg, arm: str) -> None:
+    crops, val_sets, occluded = CROP_ARMS[arm]
+    data = train_cfg("experiment=best", f"ablation={arm}").data
+    assert list(data.real_crops or {}) == crops and list(data.val_sets) == val_sets
+    assert list(data.real_photos) == ["realmasks"] and data.synthetic.occluded == occluded
+    assert data.val_weights == ("size" if arm == "issue12" else None), "issue 12 pooled every image alike"
+    for spec in (data.real_crops or {}).values():
+        assert spec.per_epoch > 0 and spec.repeat == 1, "large sources are drawn, not repeated"

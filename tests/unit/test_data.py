@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from facemask.data.datamodule import MaskDataModule
-from facemask.data.folder import CLASSES, DatasetError, load_image_folder
+from facemask.data.folder import CLASSES, DatasetError, ImageSet, load_image_folder
 from facemask.data.root import find_root
 from facemask.data.splits import stratified_fold, stratified_split
 from facemask.errors import FacemaskError
@@ -158,3 +158,14 @@ def test_datamodule_batches_are_scaled_and_augmented_only_in_training(
     datamodule.trainer.training = True
     augmented, _ = datamodule.on_after_batch_transfer(raw, 0)
     assert torch.allclose(augmented, 1 - raw[0].float() / 255)
+
+
+def test_class_balanced_repeats_the_smaller_class_to_match_the_larger() -> None:
+    images = ImageSet(
+        torch.arange(10).view(10, 1, 1, 1), torch.tensor([1] * 8 + [0] * 2), [Path(f"{i}") for i in range(10)]
+    )
+    balanced = images.class_balanced()
+    assert torch.bincount(balanced.labels).tolist() == [8, 8]
+    assert balanced.images[10:, 0, 0, 0].tolist() == [8, 9] * 3, "the bare faces three more times"
+    one_class = ImageSet(images.images[:8], images.labels[:8], images.paths[:8])
+    assert one_class.class_balanced() is one_class

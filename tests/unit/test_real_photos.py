@@ -118,7 +118,11 @@ def test_real_photos_join_training_and_validation_pools_with_the_split(
     sets = datamodule.sets
     assert len(sets["train"]) == 16 + 6, "the split's training part and the 6 real faces found"
     assert datamodule.val_set_names == ["val", "val_dataset", "val_real"], "a missing set is skipped"
-    assert len(sets["val"]) == len(sets["val_dataset"]) + len(sets["val_real"]) == 4 + 6
+    assert len(sets["val"]) == 2 * len(sets["val_dataset"]) + len(sets["val_real"]) == 2 * 4 + 6, (
+        "each set weighs alike in the pool: the split's 4 faces twice, the 6 real ones once"
+    )
+    plain = real_datamodule(tmp_path / "c", val_weights="size")
+    assert len(plain.sets["val"]) == 4 + 6
     assert datamodule.test_set_names == ["test"]
     only_real = real_datamodule(tmp_path / "b", val_pool=["val_real"])
     np.testing.assert_array_equal(only_real.sets["val"].images, only_real.sets["val_real"].images)
@@ -145,11 +149,12 @@ def test_each_validation_set_is_scored_and_the_threshold_comes_from_the_pool(
     for prefix in ("val", "val_dataset", "val_real"):
         assert 0 <= float(logged[f"{prefix}/acc"]) <= 1 and f"{prefix}/loss" in logged
     assert float(logged["val/threshold"]) == float(model.threshold)
-    pooled = (len(datamodule.sets["val_dataset"]), len(datamodule.sets["val_real"]))
+    # each set enters the pool so that it weighs alike: the split's 4 faces twice, the 6 real ones once
+    pooled = (2 * len(datamodule.sets["val_dataset"]), len(datamodule.sets["val_real"]))
     weighted = (
         float(logged["val_dataset/loss"]) * pooled[0] + float(logged["val_real/loss"]) * pooled[1]
     ) / sum(pooled)
-    assert float(logged["val/loss"]) == pytest.approx(weighted, rel=1e-4), "val is the pool of both"
+    assert float(logged["val/loss"]) == pytest.approx(weighted, rel=1e-4), "val is the weighted pool of both"
 
 
 def test_real_faces_repeat_reframe_and_get_masks_drawn_on_their_bare_faces(

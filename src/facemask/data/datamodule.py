@@ -15,17 +15,17 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+from facemask.data.draws import SourceDraws
 from facemask.data.folder import ImageSet, load_image_folder
-from facemask.data.photos import framed_faces
 from facemask.data.root import find_root, find_split
 from facemask.data.sources import (
     FRAMINGS,
     PhotoSpec,
-    RealPhotos,
+    RealFaces,
     Synthesis,
     TrainPhotos,
     photo_folder,
-    spec_faces,
+    spec_images,
 )
 from facemask.data.splits import stratified_fold, stratified_split
 from facemask.errors import FacemaskError
@@ -57,7 +57,11 @@ class MaskDataModule(LightningDataModule):
     face detector as ``facemask detect`` cuts them) are tested beside it under their own metric prefix. A set
     whose folder does not exist is skipped with a warning, so that the default config works where ../shared is
     absent. Training adds the sources of ``data/sources.py``: the split's own photos re-framed and drawn on
-    (``TrainPhotos``), and labelled real photos (``RealPhotos``).
+    (``TrainPhotos``), labelled real photos and face crops (``RealFaces``), and mined hard negatives (a crop
+    folder of bare faces, ``hard_negatives``); a real source with ``per_epoch`` gives that many images an
+    epoch (``data/draws.py``). ``val_sets`` (photos or crops) are validated beside the split and pooled with it,
+    each weighted by ``val_weights`` (default: every set the same total weight). ``mask_rate_sets`` are faces
+    whose share called a mask at the operating threshold is reported (``NAME/mask_rate``).
     """
 
     def __init__(
@@ -84,53 +88,66 @@ class MaskDataModule(LightningDataModule):
         real_repeat: int = 1,
         real_margins: Sequence[float] | None = None,
         margin: float = DEFAULT_MARGIN,
+        real_crops: Mapping[str, PhotoSpec | None] | None = None,
+        val_weights: Mapping[str, float] | str | None = None,
+        hard_negatives: str | None = None,
+        hard_negatives_repeat: int = 1,
+        mask_rate_sets: Mapping[str, PhotoSpec | None] | None = None,
+        balance: bool = False,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
             raise FacemaskError(
                 f"data.augment={augment!r} is not a transform: pick a preset with data/augment=NAME"
             )
-        extra_test_sets = dict(extra_test_sets or {})  # plain types: checkpoints load with weights_only
-        detected_test_sets, real_photos, val_sets, synthetic, test_groups, val_pool, real_margins = (
-            OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
-            for value in (
-                detected_test_sets,
-                real_photos,
-                val_sets,
-                synthetic,
-                test_groups,
-                val_pool,
-                real_margins,
-            )
-        )
-        unknown = set(val_pool or ()) - {"val_dataset", *(val_sets or {})}
+        self.save_hyperparameters(logger=False, ignore=["augment"])
+        for key, value in self.hparams.items():  # plain types: checkpoints load with weights_only
+            if isinstance(value, DictConfig | ListConfig):
+                self.hparams[key] = OmegaConf.to_container(value)
+        hp = self.hparams
+        unknown = set(hp.val_pool or ()) - {"val_dataset", *(hp.val_sets or {})}
         if unknown:
             raise FacemaskError(
                 f"data.val_pool names {', '.join(sorted(unknown))}: expected val_dataset or a name in data.val_sets"
             )
-        if real_repeat < 1:
-            raise FacemaskError(f"data.real_repeat={real_repeat}: expected a whole number >= 1")
+        check_val_weights(hp.val_weights, hp.val_sets or {})
+        for what, repeat in (("real_repeat", real_repeat), ("hard_negatives_repeat", hard_negatives_repeat)):
+            if not (isinstance(repeat, int) and repeat >= 1):
+                raise FacemaskError(f"data.{what}={repeat}: expected a whole number >= 1")
+        both = set(hp.real_photos or {}) & set(hp.real_crops or {})
+        if both:
+            raise FacemaskError(f"data.real_photos and data.real_crops both name {', '.join(sorted(both))}")
         check_margin(margin, "data.margin")
-        for real_margin in real_margins or ():
-            check_margin(real_margin, f"data.real_margins={real_margins}")
+        for real_margin in hp.real_margins or ():
+            check_margin(real_margin, f"data.real_margins={hp.real_margins}")
         if framing not in FRAMINGS:
             raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
-        self.save_hyperparameters(logger=False, ignore=["augment"])
         self.augment = augment
-        options = {key: value for key, value in (synthetic or {}).items() if key != "real_faces"}
+        synthetic = hp.synthetic or {}
+        options = {key: value for key, value in synthetic.items() if key != "real_faces"}
         synthesis = Synthesis(options, cache_dir, photos) if synthetic else None
-        self.train_photos = TrainPhotos(photos, framing, margin, synthesis, cache_dir, skip_bad_files)
-        real_synthesis = synthesis if (synthetic or {}).get("real_faces") else None
-        self.real_photos = RealPhotos(
-            real_photos or {},
-            real_margins or [margin],
+        self.train_photos = TrainPhotos(
+            photos, framing, margin, synthesis, cache_dir, skip_bad_files, balance
+        )
+        real = {**(hp.real_photos or {}), **(hp.real_crops or {})}
+        if hard_negatives:  # mined bare faces (facemask mine): a crop folder of one class, repeated
+            real["hard_negatives"] = {
+                "crops": hard_negatives,
+                "label": "WithoutMask",
+                "repeat": hard_negatives_repeat,
+            }
+        self.real_faces = RealFaces(
+            real,
+            hp.real_margins or [margin],
             real_repeat,
-            real_synthesis,
+            synthesis if synthetic.get("real_faces") else None,
             cache_dir,
             skip_bad_files,
         )
         self.sets: dict[str, ImageSet] = {}
         self.roots: dict[str, Path] = {}  # the folder of each test set (for its labels.csv, if any)
+        self.train_sizes: dict[str, int] = {}  # images of each training source, in the order of ``train``
+        self.mask_rate_sets: dict[str, ImageSet] = {}
 
     @property
     def test_set_names(self) -> list[str]:
@@ -159,10 +176,13 @@ class MaskDataModule(LightningDataModule):
             split = stratified_split(full_train.labels, self.hparams.val_fraction, self.hparams.split_seed)
         train_idx, val_idx = split
         self.roots["test"] = find_split(root, "Test")
+        sources = {
+            "dataset": self.train_photos.build(full_train.subset(train_idx)),
+            **self.real_faces.build(),
+        }
+        self.train_sizes = {name: len(images) for name, images in sources.items()}
         self.sets = {
-            "train": ImageSet.concat(
-                [self.train_photos.build(full_train.subset(train_idx)), *self.real_photos.build()]
-            ),
+            "train": ImageSet.concat(list(sources.values())),
             "val": full_train.subset(val_idx),
             "test": load_image_folder(self.roots["test"], skip),
         }
@@ -176,10 +196,17 @@ class MaskDataModule(LightningDataModule):
         }.items():
             if self._exists(name, photo_folder(spec)):
                 self.roots[name] = photo_folder(spec)
-                found = spec_faces(spec, self.hparams.cache_dir, skip)
-                self.sets[name] = framed_faces(found, self.hparams.margin)  # as deployment cuts them
+                self.sets[name] = self._deployment_framed(spec)
+        for name, spec in (self.hparams.mask_rate_sets or {}).items():
+            if self._exists(name, photo_folder(spec)):
+                self.mask_rate_sets[name] = self._deployment_framed(spec)
         self._pool_validation()
         info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
+
+    def _deployment_framed(self, spec: PhotoSpec) -> ImageSet:
+        """A set's faces cut with the deployment margin, as ``facemask detect`` cuts them."""
+        cache_dir, skip = self.hparams.cache_dir, self.hparams.skip_bad_files
+        return spec_images(spec, [self.hparams.margin], cache_dir, skip)[0]
 
     @staticmethod
     def _exists(name: str, path: str | Path | None) -> bool:
@@ -197,8 +224,10 @@ class MaskDataModule(LightningDataModule):
         if not extra:
             return
         self.sets = {"val_dataset": self.sets.pop("val"), **self.sets}
-        pooled = [self.sets[name] for name in (self.hparams.val_pool or ["val_dataset", *extra])]
-        self.sets["val"] = ImageSet.concat(pooled)
+        names = self.hparams.val_pool or ["val_dataset", *extra]
+        repeats = pool_repeats({name: len(self.sets[name]) for name in names}, self.hparams.val_weights)
+        info_once("validation pool: %s", ", ".join(f"{name} x{k}" for name, k in repeats.items()))
+        self.sets["val"] = ImageSet.concat([self.sets[name] for name, k in repeats.items() for _ in range(k)])
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         images = self.sets[name]
@@ -214,7 +243,22 @@ class MaskDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        draws = [self._per_epoch(name) for name in self.train_sizes]
+        if all(count is None for count in draws):
+            return self._loader("train", shuffle=True)
+        images = self.sets["train"]
+        return DataLoader(
+            TensorDataset(images.images, images.labels),
+            batch_size=self.hparams.batch_size,
+            sampler=SourceDraws(list(self.train_sizes.values()), draws),
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def _per_epoch(self, name: str) -> int | None:
+        """Images drawn from a training source each epoch (None: all of them)."""
+        spec = {**(self.hparams.real_photos or {}), **(self.hparams.real_crops or {})}.get(name)
+        return spec.get("per_epoch") if isinstance(spec, Mapping) else None
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         loaders = [self._loader(name) for name in self.val_set_names]
@@ -233,3 +277,33 @@ class MaskDataModule(LightningDataModule):
         if self.augment is not None and self.trainer is not None and self.trainer.training:
             images = self.augment(images)
         return [images, labels]
+
+
+def check_val_weights(weights: Mapping[str, float] | str | None, val_sets: Mapping[str, Any]) -> None:
+    """``data.val_weights`` is null (every set alike), ``size`` (every image alike) or name -> weight > 0."""
+    if weights is None or weights == "size":
+        return
+    if not isinstance(weights, Mapping):
+        raise FacemaskError(f"data.val_weights={weights!r}: expected null, size, or a mapping name -> weight")
+    unknown = set(weights) - {"val_dataset", *val_sets}
+    if unknown:
+        raise FacemaskError(
+            f"data.val_weights names {', '.join(sorted(unknown))}: expected val_dataset or a name in data.val_sets"
+        )
+    if any(not (isinstance(w, int | float) and w > 0) for w in weights.values()):
+        raise FacemaskError(f"data.val_weights={weights}: every weight must be a number > 0")
+
+
+def pool_repeats(
+    sizes: Mapping[str, int], weights: Mapping[str, float] | str | None = None
+) -> dict[str, int]:
+    """How many times each set enters the validation pool so that its share of the pool follows ``weights``
+    (default: every set alike, whatever its size; ``size``: every image alike, the plain concatenation): the
+    pool's loss, scores and threshold are then the weighted ones, and the 132 faces of the dataset's split
+    count as much as 1,700 web crops."""
+    if weights == "size":
+        return dict.fromkeys(sizes, 1)
+    weights = {name: (weights or {}).get(name, 1.0) for name in sizes}
+    per_image = {name: weights[name] / sizes[name] for name in sizes}
+    smallest = min(per_image.values())
+    return {name: max(1, round(per_image[name] / smallest)) for name in sizes}

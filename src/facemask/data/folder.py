@@ -54,6 +54,16 @@ class ImageSet:
             [path for part in parts for path in part.paths],
         )
 
+    def class_balanced(self) -> ImageSet:
+        """The images of the smaller class repeated (a whole number of times) to match the larger one."""
+        counts = torch.bincount(self.labels, minlength=len(CLASSES))
+        if counts.min() == 0:
+            return self
+        small = int(counts.argmin())
+        times = round(int(counts.max()) / int(counts.min()))
+        extra = (self.labels == small).nonzero().flatten().repeat(times - 1)
+        return ImageSet.concat([self, self.subset(extra)]) if len(extra) else self
+
     def balanced(self, count: int) -> ImageSet:
         """The first ``count // 2`` images of each class, WithMask first: a fixed sheet of examples."""
         per_class = [(self.labels == c).nonzero().flatten()[: count // 2] for c in (POSITIVE_CLASS, 0)]

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from rich.progress import track
 
 from facemask.data.cache import cached
 from facemask.data.folder import DatasetError, ImageSet, class_folders, class_index
-from facemask.vision.crops import FaceCropper
+from facemask.vision.crops import DETECTOR_FILL, FaceCropper, largest, pad_crop
 from facemask.vision.faces import Face
 from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image
 
@@ -39,20 +41,29 @@ def photo_paths(photos: str | Path, images: ImageSet) -> list[Path | None]:
 
 
 def detected_faces(
-    paths: Sequence[Path | None], cache_dir: str | Path | None = None, skip_bad_files: bool = False
+    paths: Sequence[Path | None],
+    cache_dir: str | Path | None = None,
+    skip_bad_files: bool = False,
+    pad: float | None = None,
 ) -> list[list[Face]]:
     """Every face CenterFace finds in each photo (none for a missing photo); an unreadable photo stops
-    with its name, or is warned about and counts as faceless with ``skip_bad_files``. Cached per photo list."""
+    with its name, or is warned about and counts as faceless with ``skip_bad_files``. With ``pad``, each
+    photo is a face crop, padded (``vision.crops.pad_crop``) before detection, boxes in the padded pixels.
+    Cached per photo list."""
 
     def detect() -> np.ndarray:  # one row a face: photo index, box, landmarks
         from facemask.vision.faces import CenterFace
 
         detector, rows, nan = CenterFace(), [], [np.nan] * 10
-        for index, path in enumerate(paths):
+        described = f"detecting faces in {len(paths)} {'crops' if pad is not None else 'photos'}"
+        for index, path in enumerate(
+            track(paths, described, disable=not sys.stderr.isatty(), transient=True)
+        ):
             if path is None:
                 continue
             try:
-                found = detector(load_frame(path))
+                frame = load_frame(path)
+                found = detector(frame if pad is None else pad_crop(frame, pad, DETECTOR_FILL))
             except ImageError as err:
                 if not skip_bad_files:
                     raise
@@ -63,19 +74,13 @@ def detected_faces(
             )
         return np.array(rows, dtype=np.float32).reshape(-1, 15)
 
-    rows = cached(cache_dir, "detections", [str(p) for p in paths], detect)
+    key = [str(p) for p in paths] if pad is None else [[str(p) for p in paths], pad, DETECTOR_FILL]
+    rows = cached(cache_dir, "detections", key, detect)
     found: list[list[Face]] = [[] for _ in paths]
     for row in rows:
         landmarks = () if np.isnan(row[5]) else tuple(map(tuple, row[5:].reshape(5, 2).tolist()))
         found[int(row[0])].append(Face(tuple(row[1:5].tolist()), 1.0, landmarks))
     return found
-
-
-def largest(found: Sequence[Face]) -> Face | None:
-    """The face with the largest box (None where there is none)."""
-    return max(
-        found, key=lambda face: (face.box[2] - face.box[0]) * (face.box[3] - face.box[1]), default=None
-    )
 
 
 def largest_faces(

@@ -2,7 +2,8 @@
 
 - ``TrainPhotos``: the training part re-made from its full-size photos, framed by the face detector
   (``data.framing``) and with masks drawn on its own faces (``data/synthetic``);
-- ``RealPhotos``: labelled real photos (``data.real_photos``), each face cut as deployment cuts it;
+- ``RealFaces``: labelled real faces, photos (``data.real_photos``) or face crops (``data.real_crops``), each
+  face cut as deployment cuts it;
 - ``Synthesis``: masks drawn on faces of full-size photos, for either of them.
 
 Detection and drawing are cached (``data.cache_dir``), so every variant after the first costs little.
@@ -21,6 +22,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from facemask.data.cache import cached
+from facemask.data.crops import crop_spec_label, framed_crops
 from facemask.data.folder import DatasetError, ImageSet
 from facemask.data.photos import framed_faces, labelled_faces, largest_faces, photo_paths
 from facemask.data.synthesize import VERSION, synthesize
@@ -31,8 +33,10 @@ from facemask.vision.images import open_image
 log = logging.getLogger(__name__)
 info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
 
-#: Labelled full-size photos: a folder of class folders, or ``{photos: DIR, boxes: CSV}`` for annotated faces.
-PhotoSpec = str | Mapping[str, str | None]
+#: Labelled real faces: full-size photos, a folder of class folders or ``{photos: DIR, boxes: CSV}`` for
+#: annotated faces; or face crops, ``{crops: DIR}`` (class folders) or ``{crops: DIR, label: CLASS}`` (one class).
+#: A spec in a mapping may add ``repeat`` (times an epoch) and ``per_epoch`` (images drawn from it each epoch).
+PhotoSpec = str | Mapping[str, Any]
 
 #: How training images are framed: as the dataset's photos, as the face detector's box plus margin
 #: (what ``facemask detect`` feeds the classifier), or both (every training image twice).
@@ -40,10 +44,15 @@ FRAMINGS = ("dataset", "detector", "both")
 
 
 def photo_folder(spec: PhotoSpec | None) -> Path | None:
-    """The photo folder a spec names (None where the spec is)."""
+    """The folder a spec names (None where the spec is)."""
     if spec is None:
         return None
-    return Path(spec if isinstance(spec, str) else spec["photos"])
+    return Path(spec if isinstance(spec, str) else spec.get("crops") or spec["photos"])
+
+
+def is_crops(spec: PhotoSpec) -> bool:
+    """Whether a spec names face crops rather than photos."""
+    return not isinstance(spec, str) and "crops" in spec
 
 
 def spec_faces(
@@ -52,6 +61,20 @@ def spec_faces(
     """(photo, class index, detected face) of each labelled face of a photo spec (``photos.labelled_faces``)."""
     photos, boxes = (spec, None) if isinstance(spec, str) else (spec["photos"], spec.get("boxes"))
     return labelled_faces(photos, boxes, cache_dir, skip_bad_files)
+
+
+def spec_images(
+    spec: PhotoSpec, margins: Sequence[float], cache_dir: str | None = None, skip_bad_files: bool = False
+) -> list[ImageSet]:
+    """Every labelled face of a spec, photos or crops, cut with each of ``margins`` as deployment cuts a face."""
+    if is_crops(spec):
+        fallback, label = spec.get("fallback", True), crop_spec_label(spec)
+        return [
+            framed_crops(spec["crops"], margin, label, fallback, cache_dir, skip_bad_files)
+            for margin in margins
+        ]
+    found = spec_faces(spec, cache_dir, skip_bad_files)
+    return [framed_faces(found, margin) for margin in margins]
 
 
 @dataclass(frozen=True)
@@ -101,8 +124,15 @@ class TrainPhotos:
     synthesis: Synthesis | None = None
     cache_dir: str | None = None
     skip_bad_files: bool = False
+    balance: bool = False
 
     def build(self, train: ImageSet) -> ImageSet:
+        """The split's training part in every framing asked for, with its drawn masks; with ``balance``, its
+        bare faces repeated to match the masks that synthesis adds (only masks: 4 to 1 in every framing)."""
+        images = self._framed(train)
+        return images.class_balanced() if self.balance else images
+
+    def _framed(self, train: ImageSet) -> ImageSet:
         if self.synthesis is None and self.framing == "dataset":
             return train
         photos = Path(self.photos or "none")  # not "": that would be the working directory
@@ -142,36 +172,45 @@ class TrainPhotos:
 
 
 @dataclass(frozen=True)
-class RealPhotos:
-    """Labelled real photos added to training: each face cut with each of ``margins`` (the deployment
-    margin, and framings other sources crop faces with), ``repeat`` times (they are a small share of the
-    training part); with ``synthesis``, masks are also drawn on their bare faces."""
+class RealFaces:
+    """Labelled real faces added to training, photos or crops (``specs``: name -> ``PhotoSpec``): each face cut
+    with each of ``margins`` (the deployment margin, and framings other sources crop faces with), ``repeat``
+    times an epoch (a spec's own ``repeat`` first); with ``synthesis``, masks are also drawn on the bare faces
+    of photos."""
 
-    photos: Mapping[str, PhotoSpec | None]
+    specs: Mapping[str, PhotoSpec | None]
     margins: Sequence[float]
     repeat: int = 1
     synthesis: Synthesis | None = None
     cache_dir: str | None = None
     skip_bad_files: bool = False
 
-    def build(self) -> list[ImageSet]:
-        margins, parts = list(self.margins), []
-        for name, spec in self.photos.items():
+    def build(self) -> dict[str, ImageSet]:
+        """One training source per spec."""
+        margins, sources = list(self.margins), {}
+        for name, spec in self.specs.items():
             folder = photo_folder(spec)
             if folder is None or not folder.is_dir():
-                raise DatasetError(f"{folder}: real training photos not found (data.real_photos.{name})")
-            found = spec_faces(spec, self.cache_dir, self.skip_bad_files)
+                kind = "crops" if spec is not None and is_crops(spec) else "photos"
+                raise DatasetError(f"{folder}: real training {kind} not found (data.real_{kind}.{name})")
+            repeat = spec.get("repeat", self.repeat) if isinstance(spec, Mapping) else self.repeat
+            if not (isinstance(repeat, int) and repeat >= 1):
+                raise DatasetError(f"data.real_*.{name}.repeat={repeat!r}: expected a whole number >= 1")
+            parts = spec_images(spec, margins, self.cache_dir, self.skip_bad_files)
+            per_epoch = spec.get("per_epoch") if isinstance(spec, Mapping) else None
             info_once(
-                "real training faces %s: %d with a mask, %d without (margins %s, each seen %d times an epoch)",
+                "real training faces %s: %d with a mask, %d without (margins %s, %s)",
                 name,
-                sum(label for _, label, _ in found),
-                sum(label == 0 for _, label, _ in found),
+                int(parts[0].labels.sum()),
+                int((parts[0].labels == 0).sum()),
                 margins,
-                self.repeat,
+                f"{per_epoch} images drawn an epoch" if per_epoch else f"each seen {repeat} times an epoch",
             )
-            parts += [framed_faces(found, margin) for margin in margins] * self.repeat
-            if self.synthesis is not None:
+            parts *= repeat
+            if self.synthesis is not None and not is_crops(spec):
+                found = spec_faces(spec, self.cache_dir, self.skip_bad_files)
                 bare = [(path, face) for path, label, face in found if label == 0 and face.landmarks]
                 paths, faces = [path for path, _ in bare], [face for _, face in bare]
                 parts.append(self.synthesis.draw(paths, faces, [0] * len(bare), margins))
-        return parts
+            sources[name] = ImageSet.concat(parts)
+        return sources
