@@ -158,3 +158,17 @@ def test_validation_weights_name_known_sets(tmp_path: Path) -> None:
     assert pool_repeats({"a": 10, "b": 300}, "size") == {"a": 1, "b": 1}, "size: the plain concatenation"
     with pytest.raises(FacemaskError, match=r"data\.val_weights='every': expected null, size, or a mapping"):
         MaskDataModule(str(tmp_path), val_weights="every")
+
+
+def test_a_real_source_draws_and_repeats_whole_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faces, "CenterFace", SquareFaces)
+    folder = crop_folder(tmp_path / "bare", classes=("",))
+    for key, value in (("per_epoch", -5), ("repeat", 1.5)):
+        spec = {"crops": str(folder), "label": "WithoutMask", key: value}
+        datamodule = MaskDataModule(str(tiny_root(tmp_path)), extra_test_sets={}, real_crops={"bare": spec})
+        with pytest.raises(
+            DatasetError, match=rf"data\.real_\*\.bare\.{key}={value}: expected a whole number"
+        ):
+            datamodule.setup("fit")

@@ -193,11 +193,12 @@ class RealFaces:
             if folder is None or not folder.is_dir():
                 kind = "crops" if spec is not None and is_crops(spec) else "photos"
                 raise DatasetError(f"{folder}: real training {kind} not found (data.real_{kind}.{name})")
-            repeat = spec.get("repeat", self.repeat) if isinstance(spec, Mapping) else self.repeat
-            if not (isinstance(repeat, int) and repeat >= 1):
-                raise DatasetError(f"data.real_*.{name}.repeat={repeat!r}: expected a whole number >= 1")
+            options = spec if isinstance(spec, Mapping) else {}
+            repeat, per_epoch = options.get("repeat", self.repeat), options.get("per_epoch")
+            for key, value in (("repeat", repeat), ("per_epoch", per_epoch or 1)):
+                if not (isinstance(value, int) and value >= 1):
+                    raise DatasetError(f"data.real_*.{name}.{key}={value!r}: expected a whole number >= 1")
             parts = spec_images(spec, margins, self.cache_dir, self.skip_bad_files)
-            per_epoch = spec.get("per_epoch") if isinstance(spec, Mapping) else None
             info_once(
                 "real training faces %s: %d with a mask, %d without (margins %s, %s)",
                 name,
