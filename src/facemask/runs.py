@@ -14,7 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 from facemask.errors import FacemaskError
 
 #: The order scores are shown in, in logs and tables.
-SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss", "mask_rate")
+SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
 
 
 def find_config_dir(candidates: Iterable[Path] | None = None) -> Path:

@@ -141,6 +141,7 @@ def mask_rates(model: L.LightningModule, datamodule: L.LightningDataModule) -> d
         probs = predict_in_batches(lambda x: model.predict_proba(x.to(model.device)), images.floats())
         rates[f"{name}/mask_rate"] = float(is_mask(probs, float(model.threshold)).float().mean())
         rates[f"{name}/n"] = float(len(images))
+        log.info("%-10s called masks %.4f of %d", name, rates[f"{name}/mask_rate"], len(images))
     return rates
 
 
