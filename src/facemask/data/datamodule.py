@@ -257,7 +257,7 @@ class MaskDataModule(LightningDataModule):
 
     def _per_epoch(self, name: str) -> int | None:
         """Images drawn from a training source each epoch (None: all of them)."""
-        spec = {**(self.hparams.real_photos or {}), **(self.hparams.real_crops or {})}.get(name)
+        spec = self.real_faces.specs.get(name)
         return spec.get("per_epoch") if isinstance(spec, Mapping) else None
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
