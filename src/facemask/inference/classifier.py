@@ -116,6 +116,17 @@ def load_classifier(path: str | Path, threads: int | None = None) -> Classifier:
     return kind(path, threads)
 
 
+#: Faces scored at once by ``scores``: whole folders in bounded memory.
+BATCH = 256
+
+
+def scores(classifier: Classifier, crops: np.ndarray) -> np.ndarray:
+    """P(WithMask) of uint8 (N, 28, 28) crops, ``BATCH`` at a time (N may be 0)."""
+    return np.concatenate(
+        [classifier.predict_proba(crops[i : i + BATCH]) for i in range(0, len(crops), BATCH)] or [[]]
+    )
+
+
 def labels_for(classifier: Classifier, probs: np.ndarray) -> list[str]:
     """Class names at the classifier's operating threshold."""
     return [classifier.classes[int(is_mask(p, classifier.threshold))] for p in probs]

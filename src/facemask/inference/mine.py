@@ -21,11 +21,10 @@ from rich.progress import track
 
 from facemask.decision import is_mask
 from facemask.errors import FacemaskError
-from facemask.inference.classifier import Classifier
+from facemask.inference.classifier import Classifier, scores
 from facemask.vision.crops import FaceCropper
 from facemask.vision.images import ImageError, load_frame
 
-BATCH = 256
 SHEET_COLUMNS, TILE = 10, 84  # the contact sheet: 28x28 crops shown 3x, their score beneath
 
 
@@ -74,10 +73,7 @@ def score_faces(
         face, crop = cropper.crop_of_crop(frame)
         faces.append((path, face.score > 0, crop))
     crops = np.stack([crop for _, _, crop in faces]) if faces else np.zeros((0, 28, 28), np.uint8)
-    probs = np.concatenate(
-        [classifier.predict_proba(crops[i : i + BATCH]) for i in range(0, len(crops), BATCH)] or [[]]
-    )
-    return faces, probs, errors
+    return faces, scores(classifier, crops), errors
 
 
 def mine(

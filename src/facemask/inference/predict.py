@@ -20,11 +20,10 @@ from rich.table import Table
 
 from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
-from facemask.inference.classifier import Classifier, labels_for
+from facemask.inference.classifier import Classifier, labels_for, scores
 from facemask.vision.crops import FaceCropper
 from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image, to_gray28
 
-BATCH = 256
 #: Longer side in pixels past which an image is taken for a full photo, not a face crop: the face crops the
 #: dataset was made from are at most 960 px (../shared/data/photos: 178-960, median 428; realworld/photos
 #: 160), camera and phone photos 1280 px and more. Cropped faces of train-photos are over it in 5% of cases,
@@ -102,10 +101,7 @@ def predict_files(
             keys.append((path, -1, None, None))
     warn_if_full_photos(sides)
     images = np.concatenate(crops) if crops else np.zeros((0, 28, 28), np.uint8)
-    probs = np.concatenate(
-        [classifier.predict_proba(images[i : i + BATCH]) for i in range(0, len(images), BATCH)] or [[]]
-    )
-    return _rows(classifier, keys, probs), errors
+    return _rows(classifier, keys, scores(classifier, images)), errors
 
 
 def warn_if_full_photos(sides: list[int]) -> None:
