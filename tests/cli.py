@@ -10,9 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_train(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python train.py ARGS`` from the project root, with FACEMASK_DATA unset; output captured."""
-    env = {key: value for key, value in os.environ.items() if key != "FACEMASK_DATA"}
+def run_train(
+    *args: str, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``python train.py ARGS`` from the project root, with FACEMASK_DATA unset (or set by ``env``)."""
+    env = {key: value for key, value in os.environ.items() if key != "FACEMASK_DATA"} | (env or {})
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=ROOT,

@@ -19,7 +19,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 MASK28 = SHARED_DATA / "mask28"
 
 #: Overrides that point a composed config at the shared data wherever the tests run from.
-SHARED_OVERRIDES = (f"data.root={MASK28}", f"paths.shared_dir={SHARED_DATA.parent}")
+SHARED_OVERRIDES = (f"data.root={MASK28}", f"paths.data_root={SHARED_DATA}")
 
 requires_shared = pytest.mark.skipif(not MASK28.is_dir(), reason=f"dataset not found at {MASK28}")
 

@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 from rich.table import Table
 
-from facemask.data.root import find_root
+from facemask.data.root import find_data_root
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import load_classifier
 from facemask.inference.realtime import open_source
@@ -206,7 +206,9 @@ def run_bench(args: argparse.Namespace, progress: bool = False) -> dict:
     for name in ("lightning.pytorch", "lightning.fabric"):  # no GPU/TPU/seed banners between the figures
         logging.getLogger(name).setLevel(logging.WARNING)
     repeats = 5 if args.quick else 50
-    photos = Path(args.photos) if args.photos else find_root(None).parent / "photos"  # beside the dataset
+    photos = (
+        Path(args.photos) if args.photos else find_data_root() / "photos"
+    )  # Test photos, beside the dataset
     console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:

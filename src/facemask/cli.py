@@ -71,6 +71,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise FacemaskError(f"no image files in {' '.join(args.paths)}")
     cropper = make_cropper(args, classifier) if args.detect else None
     rows, errors = predict_files(classifier, files, cropper, progress=sys.stderr.isatty())
+    if len(errors) == len(files):
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise FacemaskError(f"none of the {len(files)} files could be read: {errors[0]}{more}")
     render(rows, args.format, Console(width=None if sys.stdout.isatty() else 1000))  # pipes: whole paths
     if args.detect:
         found = len({row.file for row in rows if row.face is not None})
@@ -247,18 +250,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from facemask.data.folder import load_image_folder
     from facemask.data.root import find_root, find_split
-    from facemask.inference.export import check_parity, export_onnx
+    from facemask.errors import DatasetError
+    from facemask.inference.export import check_parity, export_onnx, stand_in_crops
     from facemask.progress import status
 
-    test = find_split(find_root(args.data), "Test")  # first: no ONNX file written without its check
+    try:  # first: no ONNX file written without its check
+        test = find_split(find_root(args.data), "Test")
+    except DatasetError:
+        if args.data:
+            raise
+        test = None  # a machine without the dataset (the bank's PC): generated images stand in
     output = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
     progress = sys.stderr.isatty()
     with status(f"exporting {args.checkpoint} to ONNX", progress):
         export_onnx(args.checkpoint, output)
     print(f"wrote {output}")
-    with status(f"checking the ONNX model against PyTorch on {test}", progress):
-        parity = check_parity(args.checkpoint, output, load_image_folder(test).images[:, 0].numpy())
-    print(f"{parity} ({test})")
+    crops = load_image_folder(test).images[:, 0].numpy() if test else stand_in_crops()
+    with status(f"checking the ONNX model against PyTorch on {test or 'generated images'}", progress):
+        parity = check_parity(args.checkpoint, output, crops)
+    where = test or "generated images: the dataset was not found; --data DATASET checks on its Test faces"
+    print(f"{parity} ({where})")
     return 0 if parity.same_labels else 1
 
 
@@ -303,11 +314,40 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from facemask.data.download import SOURCE_URL, download
+    from facemask.data.download import download
+    from facemask.data.root import find_data_root
 
-    report = download(args.dst, args.url or SOURCE_URL, progress=sys.stderr.isatty())
-    print(f"wrote {args.dst}")
-    print("\n".join(report.lines()))
+    to = Path(args.to) if args.to else find_data_root()
+    print("\n".join(download(args.sets, to, args.mirror, progress=sys.stderr.isatty())))
+    if to.resolve() != find_data_root().resolve():
+        print(f"point FACEMASK_DATA at {to} so that train.py finds it there")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from facemask.data import manifest
+    from facemask.data.root import find_data_root
+    from facemask.data.sets import SETS, manifest_path
+
+    root, failed = find_data_root(args.root), 0
+    for name in args.sets or list(SETS):
+        if not (root / name).is_dir():
+            print(f"{name}: not found at {root / name} (facemask data download {name})")
+            failed += 1
+            continue
+        problems = manifest.differences(root / name, manifest.read(manifest_path(name)), sys.stderr.isatty())
+        print(f"{name}: " + ("matches its manifest" if not problems else f"{len(problems)} problem(s)"))
+        print("".join(f"  {problem}\n" for problem in problems[:20]), end="")
+        failed += bool(problems)
+    return 1 if failed else 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from facemask.data.pack import pack
+    from facemask.data.root import find_data_root
+
+    for archive in pack(args.sets, find_data_root(args.root), args.to):
+        print(f"wrote {archive}")
     return 0
 
 
@@ -319,7 +359,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from facemask.data.root import DEFAULT_ROOTS
+    from facemask.data.sets import SETS
 
     root = argparse.ArgumentParser(prog="facemask", description="Put a trained face-mask classifier to work.")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -420,7 +460,9 @@ def parser() -> argparse.ArgumentParser:
     add_detector_options(p, threads=0)
     p.set_defaults(run=cmd_mine)
 
-    data = commands.add_parser("data", help="get the dataset: prepare photos, or download the public source")
+    data = commands.add_parser(
+        "data", help="get the data: download, verify or pack the sets, or prepare photos"
+    )
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     p = data_commands.add_parser(
         "prepare", help="face photos with mask / no-mask class folders -> 28x28 Train/Test"
@@ -438,17 +480,27 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of that split (default %(default)s)")
     p.set_defaults(run=cmd_prepare)
-    p = data_commands.add_parser("download", help="fetch the case study's public photos and prepare them")
+    sets = ", ".join(SETS)
+    p = data_commands.add_parser("download", help="fetch data sets, each checked file for file")
+    p.add_argument("sets", nargs="*", metavar="SET", help=f"{sets} (default: what experiment=best needs)")
+    p.add_argument("--to", help="data root to put them in (default: as train.py finds it, else data/)")
     p.add_argument(
-        "dst",
-        nargs="?",
-        default=str(DEFAULT_ROOTS[0]),
-        help="dataset folder (default %(default)s, where train.py looks)",
-    )
-    p.add_argument(
-        "--url", default=None, help="archive URL (default: the prajnasb/observations repository on GitHub)"
+        "--from",
+        dest="mirror",
+        help="a URL or folder holding NAME.zip per set (facemask data pack); default: each set's public source",
     )
     p.set_defaults(run=cmd_download)
+    p = data_commands.add_parser(
+        "verify", help="check data sets against the manifests shipped in the package"
+    )
+    p.add_argument("sets", nargs="*", metavar="SET", help=f"{sets} (default: all)")
+    p.add_argument("--root", help="data root (default: as train.py finds it)")
+    p.set_defaults(run=cmd_verify)
+    p = data_commands.add_parser("pack", help="a mirror of a data root for download --from: NAME.zip per set")
+    p.add_argument("sets", nargs="*", metavar="SET", help=f"{sets} (default: all)")
+    p.add_argument("--root", help="data root (default: as train.py finds it)")
+    p.add_argument("--to", required=True, help="folder to write the archives in")
+    p.set_defaults(run=cmd_pack)
 
     p = commands.add_parser("bench", help="latency, throughput, FPS and memory figures to size a PC")
     p.add_argument(

@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import threshold_for
 from facemask.vision.crops import DEFAULT_MARGIN
+from facemask.vision.images import IMAGE_SIZE
 
 
 class LossNotFinite(FacemaskError, FloatingPointError):
@@ -112,6 +113,8 @@ class MaskClassifier(LightningModule):
         # The decision threshold on P(WithMask), chosen on the validation split every epoch to meet
         # ``operating_point`` (e.g. precision >= 0.99): persistent, so each checkpoint carries its own.
         self.register_buffer("threshold", torch.tensor(0.5))
+        # Lightning's model summary runs it to count FLOPs and show each layer's sizes (else "Total FLOPs: 0")
+        self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
         self.val_scores, self.val_targets = CatMetric(), CatMetric()
         # Every score, the loss included, is a torchmetrics state: gathered across processes under DDP
         # in this module's epoch-end hooks, in the same order on every process.

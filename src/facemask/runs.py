@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
+from facemask.data.root import dataset_of, find_data_root
 from facemask.errors import FacemaskError
 
 #: The order scores are shown in, in logs and tables.
@@ -38,6 +41,9 @@ def config_dir() -> str:
 
 
 CONFIG_DIR = config_dir()
+# conf/paths: ${data_root:} and ${dataset:ROOT} resolve where the data is (facemask.data.root) for every app
+OmegaConf.register_new_resolver("data_root", lambda: str(find_data_root()), replace=True)
+OmegaConf.register_new_resolver("dataset", lambda root: str(dataset_of(root)), replace=True)
 
 
 def check_writable(output_dir: Path) -> None:
@@ -49,6 +55,22 @@ def check_writable(output_dir: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise FacemaskError(f"{output_dir}: run folder is not writable ({err.strerror})") from err
+
+
+def set_aside_failed(output_dir: Path) -> Path | None:
+    """A run that failed before its first checkpoint is not a run: ``<task>/runs/NAME`` moves to
+    ``<task>/failed/NAME`` (its log kept for the reason, its empty TensorBoard folder not), so that ``runs/``
+    and TensorBoard list real runs only.
+    Runs with a checkpoint stay to be resumed; folders chosen by hand (hydra.run.dir) and sweep jobs stay."""
+    if output_dir.parent.name != "runs" or any(output_dir.glob("checkpoints/*.ckpt")):
+        return None
+    failed = output_dir.parent.parent / "failed" / output_dir.name
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    output_dir.rename(failed)
+    shutil.rmtree(
+        failed / "tensorboard", ignore_errors=True
+    )  # no epoch, no scalars: not a run in TensorBoard
+    return failed
 
 
 def write_metrics(output_dir: Path, metrics: Mapping[str, Any]) -> Path:

@@ -28,7 +28,7 @@ from facemask.evaluation.figures import curves_figure
 from facemask.evaluation.groups import find_labels, group_accuracy
 from facemask.evaluation.tensorboard import read_scalars
 from facemask.models.profile import count_macs, count_parameters
-from facemask.runs import CONFIG_DIR, SCORE_ORDER, check_writable, write_metrics
+from facemask.runs import CONFIG_DIR, SCORE_ORDER, check_writable, set_aside_failed, write_metrics
 
 log = logging.getLogger(__name__)
 INTERRUPTED = 130  # the exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells report it
@@ -40,6 +40,12 @@ warnings.filterwarnings("ignore", message=r".*when logging on epoch level in dis
 # A validation set of one class (val_bare: bare faces only) has no recall or AUROC; torchmetrics says so every epoch.
 # Its accuracy is what counts (1 - the false-mask rate at 0.5), and NAME/mask_rate reports it at the threshold.
 warnings.filterwarnings("ignore", message=r"No (positive|negative) samples in targets")
+# Lightning advertises its cloud logger at every fit, and says that the summary it was given is the one it
+# uses: nothing a user of this project can act on.
+NOISE = ("💡", "Trainer already configured with model summary")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda r: not r.getMessage().startswith(NOISE)
+)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -174,6 +180,14 @@ def ending(err: BaseException) -> str:
     return f"failed: {type(err).__name__}: {err}"
 
 
+def log_to_file(message: str) -> None:
+    """An error line for the run's log only (the console shows the error itself, once)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; the hparams plugin takes flat scalar values only."""
     flat: dict[str, Any] = {}
@@ -193,8 +207,9 @@ def main(cfg: DictConfig) -> float | None:
     try:
         with exit_on_user_error():
             metrics = train(cfg)
-    except BaseException as err:  # the run's own log says how it ended
-        log.error("run %s", ending(err))
+    except BaseException as err:  # the run's own log says how it ended; the console gets the error once, last
+        log_to_file(f"run {ending(err)}")
+        set_aside_failed(Path(cfg.paths.output_dir))
         raise
     name = cfg.get("optimized_metric")
     return metrics.get(name) if name else None

@@ -20,7 +20,7 @@ def test_crossval_trains_each_fold_on_its_own_split(train_cfg) -> None:
         "folds=3",
         "trainer.max_epochs=3",
         f"data.root={MASK28}",
-        f"paths.shared_dir={SHARED_DATA.parent}",
+        f"paths.data_root={SHARED_DATA}",
         config="crossval.yaml",
     )
     rows = crossval(cfg)

@@ -83,7 +83,7 @@ def test_inspect_run_shows_a_run_and_its_evaluation(
     train_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A short real run (2 epochs of 4 batches) and its full evaluation: the folders the notebook reads.
-    data = (f"data.root={MASK28}", f"paths.shared_dir={SHARED_DATA.parent}")
+    data = (f"data.root={MASK28}", f"paths.data_root={SHARED_DATA}")
     train_run = train_cfg(
         "model=mobilenetv2", "trainer.max_epochs=2", "+trainer.limit_train_batches=4", *data
     )

@@ -112,6 +112,9 @@ def test_health_and_predict(server: tuple[str, int]) -> None:
     assert face["label"] in ("WithMask", "WithoutMask") and 0 <= face["p_mask"] <= 1
     x1, y1, x2, y2 = face["crop"]
     assert 0 <= x1 < x2 <= result["width"] and 0 <= y1 < y2 <= result["height"]
+    assert face.keys() == {"box", "crop", "score", "label", "p_mask", "confidence", "tag"}, (
+        "a photo has no people"
+    )
     assert result["threshold"] == pytest.approx(health["threshold"])
 
 

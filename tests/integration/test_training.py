@@ -109,7 +109,7 @@ def test_debug_presets_run(preset: str, train_cfg) -> None:
 
 def test_a_missing_dataset_is_one_clear_line(tmp_path: Path) -> None:
     result = run_train(f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert last_error_line(result).startswith(f"error: dataset not found (looked in: {tmp_path}")
+    assert last_error_line(result).startswith(f"error: dataset not found at {tmp_path}")
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 
 from facemask.cli import main
 from facemask.errors import FacemaskError
-from facemask.inference.calibrate import calibrate, rates, wilson
+from facemask.inference.calibrate import MAX_SHIFT, calibrate, rates, wilson
 from facemask.inference.classifier import load_classifier
 from facemask.inference.export import export_onnx
 from tests.synthetic import make_image_folder, tiny_checkpoint
@@ -36,6 +36,13 @@ def test_calibration_meets_the_target_on_the_faces_it_saw() -> None:
     lower = min(scores["precision"].value, scores["recall"].value)
     assert lower > min(after["precision"].value, after["recall"].value), "the weaker of the two is higher"
     assert "target balanced precision and recall" in balanced.lines()[0]
+    assert not any(line.startswith("warning: the threshold moved") for line in balanced.lines()), (
+        "0.50 -> 0.53"
+    )
+    far = calibrate(probs * 0.4, labels, 0.5, "balanced", None)  # a site the model scores far lower: 0.21
+    assert far.before - far.after > MAX_SHIFT
+    warning = next(line for line in far.lines() if line.startswith("warning: the threshold moved"))
+    assert f"moved by {far.before - far.after:.3f} (more than {MAX_SHIFT})" in warning
     with pytest.raises(FacemaskError, match="both classes"):
         calibrate(probs, np.ones_like(labels), 0.5, "precision", 0.95)
     with pytest.raises(FacemaskError, match="expected precision or recall"):

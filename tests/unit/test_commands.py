@@ -101,3 +101,31 @@ def test_serve_on_a_busy_port_is_one_error(
     assert (
         capsys.readouterr().err == f"error: port {port} on 127.0.0.1 is in use (pick another with --port)\n"
     )
+
+
+def test_predict_with_nothing_readable_is_one_line(
+    tmp_path: Path, models: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "a.jpg").write_text("not an image")
+    (tmp_path / "b.png").write_bytes(b"")
+    assert cli.main(["predict", str(models["onnx"]), str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "", "no empty table"
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"error: none of the 2 files could be read: {tmp_path / 'a.jpg'}: ")
+    assert line.endswith("(and 1 more)")
+
+
+def test_export_without_the_dataset_checks_on_generated_images(
+    tmp_path: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no data/ here, no ../shared/data there
+    monkeypatch.delenv("FACEMASK_DATA", raising=False)
+    assert cli.main(["export", str(models["ckpt"]), "--output", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("parity on 256 images: ") and "identical labels" in out[1]
+    assert out[1].endswith(
+        "(generated images: the dataset was not found; --data DATASET checks on its Test faces)"
+    )
+    assert cli.main(["export", str(models["ckpt"]), "--data", str(tmp_path / "nowhere")]) == 1
+    assert "error: dataset not found at" in capsys.readouterr().err

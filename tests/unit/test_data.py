@@ -10,7 +10,8 @@ import torch
 
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import CLASSES, DatasetError, ImageSet, load_image_folder
-from facemask.data.root import find_root
+from facemask.data.root import dataset_of, find_data_root, find_root, missing
+from facemask.data.sets import fetch_hint
 from facemask.data.splits import stratified_fold, stratified_split
 from facemask.errors import FacemaskError
 from facemask.vision.images import ImageError
@@ -99,12 +100,50 @@ def test_missing_split_is_named(tmp_path: Path) -> None:
         datamodule.setup("fit")
 
 
-def test_missing_dataset_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("FACEMASK_DATA", raising=False)
-    with pytest.raises(DatasetError, match=r"dataset not found .*nowhere.*data.root=PATH or FACEMASK_DATA"):
+    with pytest.raises(
+        DatasetError, match=r"dataset not found at .*nowhere: get it with `facemask data download"
+    ):
         find_root(str(tmp_path / "nowhere"))
-    monkeypatch.setenv("FACEMASK_DATA", str(tmp_path))
-    assert find_root(None) == tmp_path
+    make_image_folder(tmp_path / "root" / "mask28" / "Train", per_class=2)
+    monkeypatch.setenv("FACEMASK_DATA", str(tmp_path / "root"))
+    assert find_data_root() == tmp_path / "root"
+    assert find_root(None) == tmp_path / "root" / "mask28"
+    assert find_root(str(tmp_path / "root")) == tmp_path / "root" / "mask28", "a data root names its dataset"
+
+
+@pytest.mark.parametrize("name", ["mask28", "my-dataset"])
+def test_an_older_facemask_data_naming_the_dataset_means_its_parent(tmp_path, monkeypatch, name: str) -> None:
+    make_image_folder(tmp_path / name / "Train", per_class=2)
+    monkeypatch.setenv("FACEMASK_DATA", str(tmp_path / name))
+    assert find_data_root() == tmp_path
+    assert dataset_of(find_data_root()) == tmp_path / name
+    assert find_root(None) == tmp_path / name
+    assert dataset_of(tmp_path / "elsewhere") == tmp_path / "elsewhere" / "mask28"
+
+
+def test_the_default_data_root_is_the_first_holding_the_dataset(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("FACEMASK_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert find_data_root() == Path("data"), "nothing anywhere: data/, where downloads go"
+    make_image_folder(tmp_path / "shared" / "data" / "mask28" / "Train", per_class=2)
+    (tmp_path / "project").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    assert find_data_root() == Path("../shared/data")
+    make_image_folder(tmp_path / "project" / "data" / "mask28" / "Train", per_class=2)
+    assert find_data_root() == Path("data")
+
+
+def test_a_missing_set_names_the_set_what_needs_it_and_the_command(tmp_path: Path) -> None:
+    error = missing(tmp_path / "data" / "realfaces" / "bare" / "train", "face crop folder")
+    assert str(error) == (
+        f"{tmp_path}/data/realfaces/bare/train: face crop folder not found (realfaces: ~20k real face crops; "
+        "needed by data/real=realfaces (experiment=best), the mask rates; get it with "
+        "`facemask data download realfaces`)"
+    )
+    assert str(missing(tmp_path / "mine", "photos")) == f"{tmp_path}/mine: photos not found"
+    assert fetch_hint(tmp_path / "data" / "realworld" / "photos").startswith(" (realworld: MFR2")
 
 
 def test_stratified_split_keeps_class_shares_and_is_deterministic() -> None:

@@ -203,3 +203,27 @@ def test_unavailable_camera_and_missing_source() -> None:
         open_source("9")
     with pytest.raises(FacemaskError, match="no such camera, file or folder"):
         open_source("missing.mp4")
+
+
+def test_stills_carry_the_face_box_and_no_fps_counter(tmp_path: Path, models: dict[str, Path]) -> None:
+    """An annotated photo shows the detector's box (the crop, face + margin, is only in the log) and no FPS
+    counter: a still has no frame rate."""
+    frame = np.full((200, 300, 3), 128, np.uint8)
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), frame)
+    log = io.StringIO()
+    run_detection(
+        open_source(str(tmp_path / "in")),
+        FaceCropper(CentreFace()),
+        load_classifier(models["onnx"]),
+        tmp_path / "out",
+        log,
+    )
+    out = cv2.imread(str(tmp_path / "out" / "000000_a.jpg")).astype(int)
+    (record,) = json.loads(log.getvalue())["faces"]
+    left, top, _, bottom = (round(v) for v in record["box"])
+    assert record["crop"][0] < left - 5, "the crop is wider than the face"
+    grey = lambda pixels: np.abs(pixels - 128).max() < 12  # noqa: E731 (JPEG)
+    assert not grey(out[(top + bottom) // 2, left]), "the face box's edge is drawn"
+    assert grey(out[(top + bottom) // 2, record["crop"][0]]), "the crop's edge is not"
+    assert grey(out[:30, : left - 5]), "no FPS counter top-left"

@@ -1,22 +1,15 @@
-"""``facemask data prepare`` and ``download`` on generated photos and a loopback HTTP server."""
+"""``facemask data prepare`` on generated photos."""
 
 from __future__ import annotations
 
-import http.server
-import io
-import threading
-import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from facemask.data.download import download
 from facemask.data.folder import DatasetError, load_image_folder
 from facemask.data.prepare import prepare
-from facemask.errors import FacemaskError
 from facemask.vision.images import load_image
 from tests.synthetic import face
 
@@ -140,76 +133,3 @@ def test_prepare_refuses_bad_layouts_and_leaves_nothing(tmp_path: Path) -> None:
         prepare(src, tmp_path / "full", progress=False)
     with pytest.raises(DatasetError, match="source folder not found"):
         prepare(tmp_path / "nowhere", tmp_path / "out2", progress=False)
-
-
-# --- download, from a loopback server -------------------------------------------------------------
-
-
-def source_archive(per_class: int = 3) -> bytes:
-    """A zip shaped like the GitHub archive of prajnasb/observations."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("observations-master/README.md", "the case study")
-        for split, count in (("train", per_class), ("test", 1)):
-            for folder, with_mask in (("with_mask", True), ("without_mask", False)):
-                for i in range(count):
-                    image = io.BytesIO()
-                    photo(with_mask, i + 10 * (split == "test")).save(image, "JPEG")
-                    archive.writestr(
-                        f"observations-master/experiements/dest_folder/{split}/{folder}/{i}.jpg",
-                        image.getvalue(),
-                    )
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def server() -> Iterator[tuple[str, dict[str, tuple[int, bytes, int | None]]]]:
-    """A loopback HTTP server answering path -> (status, body, Content-Length to claim)."""
-    routes: dict[str, tuple[int, bytes, int | None]] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status, body, length = routes.get(self.path, (404, b"not found", None))
-            self.send_response(status)
-            self.send_header("Content-Length", str(length or len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", routes
-    httpd.shutdown()
-
-
-def test_download_fetches_and_prepares(tmp_path: Path, server) -> None:
-    url, routes = server
-    routes["/master.zip"] = (200, source_archive(), None)
-    report = download(tmp_path / "mask28", f"{url}/master.zip", progress=False)
-    assert report.counts == {
-        ("Train", "WithMask"): 3,
-        ("Train", "WithoutMask"): 3,
-        ("Test", "WithMask"): 1,
-        ("Test", "WithoutMask"): 1,
-    }
-    assert len(load_image_folder(tmp_path / "mask28" / "Test")) == 2
-
-
-@pytest.mark.parametrize(
-    ("route", "message"),
-    [
-        ((200, source_archive()[:-200], None), "truncated or corrupt"),
-        ((200, source_archive()[:5000], 99999), "download failed from"),  # connection ends early
-        ((503, b"busy", None), "download failed: HTTP 503"),
-        ((200, b"<html>not a zip</html>", None), "truncated or corrupt"),
-    ],
-    ids=["truncated-archive", "short-body", "http-error", "not-a-zip"],
-)
-def test_broken_downloads_fail_clearly_and_leave_nothing(tmp_path: Path, server, route, message: str) -> None:
-    url, routes = server
-    routes["/master.zip"] = route
-    with pytest.raises(FacemaskError, match=message):
-        download(tmp_path / "mask28", f"{url}/master.zip", progress=False)
-    assert list(tmp_path.iterdir()) == [], "no half-written dataset"

@@ -134,7 +134,7 @@ def test_missing_real_training_photos_stop_with_the_option(tmp_path: Path) -> No
     root = make_image_folder(tmp_path / "data" / "Train", per_class=4).parent
     make_image_folder(root / "Test", per_class=2, seed=1)
     datamodule = MaskDataModule(str(root), extra_test_sets={}, real_photos={"mine": str(tmp_path / "no")})
-    with pytest.raises(DatasetError, match=r"no: real training photos not found \(data\.real_photos\.mine\)"):
+    with pytest.raises(DatasetError, match=r"no: real training photos \(data\.real_photos\.mine\) not found"):
         datamodule.setup("fit")
 
 

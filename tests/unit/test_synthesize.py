@@ -210,7 +210,7 @@ def test_photo_options_fail_clearly(tmp_path: Path) -> None:
     missing = MaskDataModule(
         str(root), extra_test_sets={}, framing="detector", photos=str(tmp_path / "nowhere")
     )
-    with pytest.raises(DatasetError, match="nowhere: full-size training photos not found"):
+    with pytest.raises(DatasetError, match=r"nowhere: full-size training photos \(data.photos\) not found"):
         missing.setup("fit")
 
 

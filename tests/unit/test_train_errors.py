@@ -57,3 +57,32 @@ def test_unknown_overrides_get_hydras_message(override: str, message: str) -> No
     result = run_train(override)
     assert result.returncode == 1 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_run_that_fails_before_training_is_set_aside_and_says_so_once(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    broken = tiny_dataset / "Train" / "WithMask" / "broken.png"
+    broken.write_bytes(b"not a png")
+    outputs = tmp_path / "outputs"
+    result = run_train(f"data.root={tiny_dataset}", f"paths.log_dir={outputs}", f"paths.data_root={tmp_path}")
+    line = last_error_line(result)
+    assert line.startswith(f"error: {broken}: ")
+    assert (result.stdout + result.stderr).count(line.removeprefix("error: ")) == 1, "printed once, last"
+    assert not list((outputs / "train" / "runs").glob("*")), "no run folder for a run that never trained"
+    (failed,) = (outputs / "train" / "failed").iterdir()
+    assert f"run failed: error: {broken}" in (failed / "train.log").read_text()
+    assert not list(outputs.rglob("events.out.tfevents.*")), "nothing for TensorBoard to list"
+
+
+def test_a_run_prints_nothing_a_user_cannot_act_on(tiny_dataset: Path, tmp_path: Path) -> None:
+    result = run_train(
+        f"data.root={tiny_dataset}",
+        "trainer.max_epochs=1",
+        f"paths.data_root={tmp_path}",  # no realworld or mask-rate sets: skipped
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = result.stdout + result.stderr
+    assert "litlogger" not in printed and "Tip:" not in printed and "already configured" not in printed
+    assert "Total FLOPs: 0" not in printed and "Total FLOPs" in printed, "a real count"

@@ -18,6 +18,7 @@ import torch
 from facemask.data.cache import cached
 from facemask.data.folder import CLASSES, ImageSet, class_folders, class_index
 from facemask.data.photos import detected_faces
+from facemask.data.root import missing
 from facemask.errors import DatasetError
 from facemask.vision.crops import CROP_PAD, DETECTOR_FILL, FaceCropper, face_of_crop, pad_crop
 from facemask.vision.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, load_frame
@@ -45,7 +46,7 @@ def crop_files(folder: str | Path, label: int | None = None) -> list[tuple[Path,
     """(crop, class index) of every image in ``folder``: its class folders, or all of it as class ``label``."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"{folder}: face crop folder not found")
+        raise missing(folder, "face crop folder")
     folders = {label: folder} if label is not None else class_folders(folder)
     files = [
         (path, index)

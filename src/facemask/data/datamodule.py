@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from facemask.data.draws import SourceDraws
 from facemask.data.folder import ImageSet, load_image_folder
 from facemask.data.root import find_root, find_split
+from facemask.data.sets import fetch_hint
 from facemask.data.sources import (
     FRAMINGS,
     PhotoSpec,
@@ -213,7 +214,7 @@ class MaskDataModule(LightningDataModule):
         """Whether a named set's folder exists; a missing one is skipped with a warning, so that the default
         config works where ../shared is absent."""
         if path is None or not Path(path).is_dir():
-            log.warning("data set %r skipped: folder %s not found", name, path)
+            log.warning("data set %r skipped: folder %s not found%s", name, path, fetch_hint(path or ""))
             return False
         return True
 
@@ -272,6 +273,10 @@ class MaskDataModule(LightningDataModule):
 
     def on_after_batch_transfer(self, batch: list[torch.Tensor], dataloader_idx: int) -> list[torch.Tensor]:
         """uint8 -> float in [0, 1]; augment training batches on the device, the whole batch at once."""
+        if isinstance(
+            batch, torch.Tensor
+        ):  # the model's example_input_array (already floats), for its summary
+            return batch
         images, labels = batch
         images = images.float().div_(255)
         if self.augment is not None and self.trainer is not None and self.trainer.training:

@@ -20,6 +20,7 @@ from rich.progress import track
 
 from facemask.data.cache import cached
 from facemask.data.folder import DatasetError, ImageSet, class_folders, class_index
+from facemask.data.root import missing
 from facemask.vision.crops import DETECTOR_FILL, FaceCropper, largest, pad_crop
 from facemask.vision.faces import Face
 from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image
@@ -108,12 +109,12 @@ def read_boxes(csv_path: str | Path, photos: str | Path) -> list[tuple[Path, tup
     relative to the CSV's folder) whose photo lies under ``photos``."""
     csv_path, photos = Path(csv_path), Path(photos).resolve()
     if not csv_path.is_file():
-        raise DatasetError(f"{csv_path}: boxes CSV not found")
+        raise missing(csv_path, "boxes CSV")
     with csv_path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = {"file", "x0", "y0", "x1", "y1", "class"} - set(reader.fieldnames or ())
-        if missing:
-            raise DatasetError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
+        absent = {"file", "x0", "y0", "x1", "y1", "class"} - set(reader.fieldnames or ())
+        if absent:
+            raise DatasetError(f"{csv_path}: missing column(s) {', '.join(sorted(absent))}")
         rows = []
         for line, row in enumerate(reader, start=2):
             path = (csv_path.parent / row["file"]).resolve()

@@ -1,8 +1,8 @@
 """``facemask data prepare SRC DST``: any folder of face photos -> the 28x28 grayscale Train/Test layout.
 
-Reproduces how ../shared/data/mask28 was made (../shared/README.md): each file, in sorted order, decoded
-with EXIF orientation applied, converted to grayscale, Lanczos-resized to 28x28 (aspect not kept) and
-saved as PNG under its own stem (a second file with the same stem in the same folder gets ``_1``).
+Reproduces how ../shared/data/mask28 was made (../shared/README.md), byte for byte: each file, in sorted
+order, decoded with EXIF orientation applied, converted to grayscale, Lanczos-resized to 28x28 (aspect not
+kept) and saved as an optimized PNG (with the photo's ICC profile, if any) under its own stem (a second file with the same stem in the same folder gets ``_1``).
 Splits found in SRC (``train``/``test``) are kept; otherwise a seeded stratified split in which exact
 duplicates (same pixels after conversion) stay on one side. DST appears whole or not at all.
 """
@@ -35,6 +35,7 @@ class Photo:
     label: int
     split: str | None  # as found in SRC, or None until split
     pixels: np.ndarray | None = None
+    icc_profile: bytes | None = None  # kept in the PNG, as the team's conversion kept it
 
     @property
     def digest(self) -> str:
@@ -133,6 +134,8 @@ def prepare(
     for photo in track(find_photos(src), description="converting", disable=not progress, transient=True):
         try:
             photo.pixels = load_image(photo.source)
+            with Image.open(photo.source) as image:
+                photo.icc_profile = image.info.get("icc_profile")
             readable.append(photo)
         except ImageError as err:
             report.unreadable.append(str(err))
@@ -160,7 +163,8 @@ def write_atomically(photos: list[Photo], dst: Path) -> None:
         for photo, name in zip(photos, output_names(photos), strict=True):
             folder = staging / photo.split / CLASSES[photo.label]
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(photo.pixels).save(folder / name)
+            extra = {"icc_profile": photo.icc_profile} if photo.icc_profile else {}
+            Image.fromarray(photo.pixels).save(folder / name, optimize=True, **extra)  # the team's bytes
         if dst.exists():
             dst.rmdir()  # empty, checked above
         os.replace(staging, dst)

@@ -25,6 +25,7 @@ from facemask.data.cache import cached
 from facemask.data.crops import crop_spec_label, framed_crops
 from facemask.data.folder import DatasetError, ImageSet
 from facemask.data.photos import framed_faces, labelled_faces, largest_faces, photo_paths
+from facemask.data.root import missing
 from facemask.data.synthesize import VERSION, synthesize
 from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
@@ -137,10 +138,7 @@ class TrainPhotos:
             return train
         photos = Path(self.photos or "none")  # not "": that would be the working directory
         if not photos.is_dir():
-            raise DatasetError(
-                f"{photos}: full-size training photos not found (data.photos); "
-                "data/synthetic and data.framing=detector|both draw on them"
-            )
+            raise missing(photos, "full-size training photos (data.photos)")
         paths = photo_paths(photos, train)
         faces = largest_faces(paths, self.cache_dir, self.skip_bad_files)
         margins = {"dataset": [None], "detector": [self.margin], "both": [None, self.margin]}[self.framing]
@@ -192,7 +190,7 @@ class RealFaces:
             folder = photo_folder(spec)
             if folder is None or not folder.is_dir():
                 kind = "crops" if spec is not None and is_crops(spec) else "photos"
-                raise DatasetError(f"{folder}: real training {kind} not found (data.real_{kind}.{name})")
+                raise missing(folder, f"real training {kind} (data.real_{kind}.{name})")
             options = spec if isinstance(spec, Mapping) else {}
             repeat, per_epoch = options.get("repeat", self.repeat), options.get("per_epoch")
             for key, value in (("repeat", repeat), ("per_epoch", per_epoch or 1)):

@@ -67,6 +67,10 @@ def rates(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, 
     }
 
 
+#: A threshold that moves further than this (on P(mask), 0..1) means the model does not fit the site.
+MAX_SHIFT = 0.2
+
+
 @dataclass(frozen=True)
 class Calibration:
     before: float
@@ -90,6 +94,13 @@ class Calibration:
             ("after ", self.after, self.rates_after),
         ):
             lines.append(f"{label} threshold {threshold:.4f}: {scores[shown[0]]}  {scores[shown[1]]}")
+        if abs(self.after - self.before) > MAX_SHIFT:
+            lines.append(
+                f"warning: the threshold moved by {abs(self.after - self.before):.3f} (more than {MAX_SHIFT}): the "
+                "model scores this site's faces far from how it scored its validation faces (camera, light, "
+                "framing differ); look at the faces it gets wrong, and retrain with the site's faces "
+                "(facemask mine, docs/research.md) rather than trust a far-moved threshold"
+            )
         low, high = wilson(chosen.hits, chosen.n)
         if self.target is not None and low < self.target:
             lines.append(

@@ -30,6 +30,7 @@ from facemask.inference.classifier import (
     TorchClassifier,
 )
 from facemask.module import MaskClassifier, load_checkpoint
+from facemask.vision.images import IMAGE_SIZE
 
 PREPROCESSING = (
     "input: float32 (N, 1, 28, 28) in [0, 1] = PIL convert('L'), Lanczos resize to 28x28, / 255; "
@@ -86,6 +87,14 @@ class Parity:
     def __str__(self) -> str:
         verdict = "identical labels" if self.same_labels else "LABELS DIFFER"
         return f"parity on {self.images} images: max |p_onnx - p_torch| = {self.max_abs_diff:.2e}, {verdict}"
+
+
+def stand_in_crops(count: int = 256, seed: int = 0) -> np.ndarray:
+    """Images for the parity check where no dataset is at hand: random 7x7 patterns blown up to the input
+    size (smooth shapes, as faces are), from black to white."""
+    rng = np.random.default_rng(seed)
+    patterns = rng.integers(0, 256, (count, 7, 7), dtype=np.uint8)
+    return np.kron(patterns, np.ones((IMAGE_SIZE // 7, IMAGE_SIZE // 7), np.uint8))
 
 
 def check_parity(checkpoint: str | Path, onnx_path: str | Path, crops: np.ndarray) -> Parity:

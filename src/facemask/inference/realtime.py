@@ -167,15 +167,16 @@ def annotate(
     persons: list[Person | None] | None = None,
     blurred: bool = False,
 ) -> np.ndarray:
-    """Boxes (the crop the classifier saw) with label and confidence, or with ``persons`` the person's id and
-    voted label (``#3 mask 91%``); the FPS counter top-left. ``blurred``: the crops blurred under the boxes."""
+    """Each face's box (the detector's, as the docs and the web page show it; the crop the classifier saw is in
+    the log) with label and confidence, or with ``persons`` the person's id and voted label (``#3 mask 91%``);
+    the FPS counter top-left for video only. ``blurred``: the crops blurred under the boxes."""
     out = blur(frame.copy(), result.crops) if blurred else frame.copy()
     thickness = max(1, round(max(frame.shape[:2]) / 400))
     scale = max(0.4, max(frame.shape[:2]) / 1000)
     for record, person in zip(
         result.face_records(persons), persons or [None] * len(result.faces), strict=True
     ):
-        left, top, right, bottom = record["crop"]
+        left, top, right, bottom = (round(v) for v in record["box"])
         colour = COLOURS[person.label if person else record["label"]]
         cv2.rectangle(out, (left, top), (right, bottom), colour, thickness)
         text = person.tag if person else record["tag"]
@@ -283,7 +284,9 @@ def run_detection(
             if log is not None:
                 log.write(json.dumps(result.record(index, name, tick - start, persons)) + "\n")
             if (output is not None or show) and not sink.write(
-                name, index, annotate(frame, result, 1 / smoothed, persons, blurred)
+                name,
+                index,
+                annotate(frame, result, 1 / smoothed if source.is_video else None, persons, blurred),
             ):
                 break
     except KeyboardInterrupt:

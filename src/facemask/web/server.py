@@ -54,7 +54,11 @@ class FaceOut(BaseModel):
     p_mask: float
     confidence: float  # of the decision: 0.5 at the threshold, 1 at p_mask 1 (mask) or 0 (no mask)
     tag: str  # the decision and its confidence as the page shows it, e.g. "no mask 93%"
-    # /api/live only: the person this face belongs to (None on a track's first frame)
+
+
+class LiveFaceOut(FaceOut):
+    """A camera frame's face with the person it belongs to (None on a track's first frame)."""
+
     track: int | None = None
     person_label: str | None = None
     person_p_mask: float | None = None
@@ -73,6 +77,7 @@ class PredictOut(BaseModel):
 class LiveOut(PredictOut):
     """A camera frame: its faces with their people, and the entrance events this frame completed."""
 
+    faces: list[LiveFaceOut]
     events: list[dict]
 
 
@@ -143,7 +148,7 @@ def create_app(
             "width": frame.shape[1],
             "height": frame.shape[0],
             "threshold": classifier.threshold,
-            "faces": [FaceOut(**record) for record in result.face_records(persons)],
+            "faces": result.face_records(persons),  # validated as FaceOut, or LiveFaceOut with the person
             "milliseconds": round((time.perf_counter() - start) * 1000, 1),
         }
         return LiveOut(**out, events=events) if live else PredictOut(**out)

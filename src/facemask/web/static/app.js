@@ -239,7 +239,7 @@ function drawFaces(canvas, image, result) {
 
   const sx = shown.width / result.width; // image pixels to display pixels (rounding makes sx and sy differ)
   const sy = shown.height / result.height;
-  const boxes = result.faces.map(({ crop: [x1, y1, x2, y2] }) => [x1 * sx, y1 * sy, x2 * sx, y2 * sy]);
+  const boxes = result.faces.map(({ box: [x1, y1, x2, y2] }) => [x1 * sx, y1 * sy, x2 * sx, y2 * sy]);
   const font = Math.round(clamp(shown.width / 34, 14, 19)); // readable on a 160-px photo shown at 480
   ctx.font = `bold ${font}px system-ui, sans-serif`;
   const pad = Math.round(font / 3);
