@@ -381,7 +381,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("detect", help="real-time detection on a camera, a video, an image or a folder")
     p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
-    p.add_argument("--source", required=True, help="camera index (0), video file, image file or folder")
+    p.add_argument(
+        "--source",
+        required=True,
+        help="camera index (0), stream URL (rtsp://, http://...: reopened when it drops), video, image or folder",
+    )
     p.add_argument("--output", help="annotated video (.mp4, .avi...) or a folder for annotated images")
     p.add_argument("--log", help="JSON-lines log of every frame (default: beside --output)")
     p.add_argument("--show", action="store_true", help="show the annotated frames live (q or Esc quits)")

@@ -201,7 +201,7 @@ def test_image_folder_source_skips_unreadable_images(tmp_path: Path, capsys: pyt
 def test_unavailable_camera_and_missing_source() -> None:
     with pytest.raises(FacemaskError, match="camera 9 cannot be opened"):
         open_source("9")
-    with pytest.raises(FacemaskError, match="no such camera, file or folder"):
+    with pytest.raises(FacemaskError, match="no such camera, file, folder or stream URL"):
         open_source("missing.mp4")
 
 

@@ -23,6 +23,7 @@ from rich.progress import track
 from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for
+from facemask.inference.streams import LiveStream, is_stream
 from facemask.progress import stderr_console
 from facemask.vision.blur import blur
 from facemask.vision.crops import FaceCropper
@@ -49,7 +50,11 @@ class Source:
 
 
 def open_source(source: str) -> Source:
-    """A camera index (``0``), a video file, an image file or a folder of images."""
+    """A camera index (``0``), a stream URL (``rtsp://``...: read in real time, reopened when it drops), a
+    video file, an image file or a folder of images."""
+    if is_stream(source):
+        stream = LiveStream(source)
+        return Source(stream.frames(), stream.fps, True, None)
     if source.isdigit():
         return _capture(cv2.VideoCapture(int(source)), f"camera {source}")
     path = Path(source)
@@ -59,7 +64,7 @@ def open_source(source: str) -> Source:
             raise FacemaskError(f"{path}: no images in this folder")
         return Source(_readable_frames(files), None, False, len(files))
     if not path.is_file():
-        raise FacemaskError(f"{path}: no such camera, file or folder")
+        raise FacemaskError(f"{path}: no such camera, file, folder or stream URL (rtsp://, http://...)")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return _capture(cv2.VideoCapture(str(path)), str(path))
     return Source(iter([(str(path), load_frame(path))]), None, False, 1)
