@@ -47,14 +47,8 @@ def make_image_folder(
 
 
 def fit(model: MaskClassifier, datamodule: MaskDataModule, root: Path, **trainer_args) -> L.Trainer:
-    trainer = L.Trainer(
-        default_root_dir=root,
-        max_epochs=3,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-        **trainer_args,
-    )
+    options = {"max_epochs": 3, "enable_progress_bar": False, "enable_model_summary": False, "logger": False}
+    trainer = L.Trainer(default_root_dir=root, **(options | trainer_args))
     trainer.fit(model, datamodule=datamodule)
     return trainer
 

@@ -80,8 +80,8 @@ def letterbox(photo: np.ndarray, shrink: float = 1.0) -> tuple[np.ndarray, float
 
 def classifier_figures(model: Path, repeats: int) -> dict[str, float]:
     """Latency per face crop (batch 1, one thread) and throughput (batch 1024, all threads)."""
-    crops = np.random.default_rng(0).integers(0, 256, (1024, 28, 28), dtype=np.uint8)
     one_thread = load_classifier(model, threads=1)
+    crops = np.random.default_rng(0).integers(0, 256, (1024, *one_thread.spec.face_shape), dtype=np.uint8)
     latency = median_seconds(lambda: one_thread.predict_proba(crops[:1]), repeats * 20)
     all_threads = load_classifier(model)
     batch = median_seconds(lambda: all_threads.predict_proba(crops), max(3, repeats // 5))
@@ -180,7 +180,8 @@ class PairedEpochTimer(Callback):
         self.fit.append(time.perf_counter() - self.start)
         model = copy.deepcopy(pl_module).train()
         optimizer = model.configure_optimizers()["optimizer"]
-        images, labels = torch.rand(self.batch_size, 1, 28, 28), torch.randint(0, 2, (self.batch_size,))
+        shape = (self.batch_size, *pl_module.spec.tensor_shape)
+        images, labels = torch.rand(shape), torch.randint(0, 2, (self.batch_size,))
         start = time.perf_counter()
         for _ in range(trainer.num_training_batches):
             optimizer.zero_grad()

@@ -50,13 +50,13 @@ def add_margin_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
 
 
 def make_cropper(args: argparse.Namespace, classifier):
-    """The face detector, with the model's own crop margin (or the --margin override)."""
+    """The face detector, with the model's own crop margin (or the --margin override) and input spec."""
     from facemask.inference.classifier import crop_margin
     from facemask.vision.crops import FaceCropper
     from facemask.vision.faces import CenterFace
 
     detector = CenterFace(input_width=args.detector_width, score_threshold=args.min_score)
-    return FaceCropper(detector, crop_margin(classifier, args.margin, args.model))
+    return FaceCropper(detector, crop_margin(classifier, args.margin, args.model), classifier.spec)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -251,6 +251,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from facemask.data.folder import load_image_folder
     from facemask.data.root import find_root, find_split
     from facemask.errors import DatasetError
+    from facemask.inference.classifier import load_classifier
     from facemask.inference.export import check_parity, export_onnx, stand_in_crops
     from facemask.progress import status
 
@@ -265,7 +266,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     with status(f"exporting {args.checkpoint} to ONNX", progress):
         export_onnx(args.checkpoint, output)
     print(f"wrote {output}")
-    crops = load_image_folder(test).images[:, 0].numpy() if test else stand_in_crops()
+    spec = load_classifier(output).spec  # Test's faces at the size and channels the model reads
+    crops = spec.faces(load_image_folder(test, spec=spec).images.numpy()) if test else stand_in_crops(spec)
     with status(f"checking the ONNX model against PyTorch on {test or 'generated images'}", progress):
         parity = check_parity(args.checkpoint, output, crops)
     where = test or "generated images: the dataset was not found; --data DATASET checks on its Test faces"
@@ -307,7 +309,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from facemask.data.prepare import prepare
 
     split = {} if args.test_fraction is None else {"test_fraction": args.test_fraction}
-    report = prepare(args.src, args.dst, seed=args.seed, progress=sys.stderr.isatty(), **split)
+    from facemask.vision.spec import InputSpec
+
+    spec = InputSpec(args.size, args.channels)
+    report = prepare(args.src, args.dst, seed=args.seed, progress=sys.stderr.isatty(), spec=spec, **split)
     print(f"wrote {args.dst}")
     print("\n".join(report.lines()))
     return 1 if report.unreadable else 0
@@ -483,6 +488,10 @@ def parser() -> argparse.ArgumentParser:
         help="Test share where SRC has no splits (default: 0.13, the case study's 194 of 1509)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of that split (default %(default)s)")
+    p.add_argument("--size", type=int, default=28, help="pixels a side (default %(default)s: the dataset's)")
+    p.add_argument(
+        "--channels", type=int, default=1, choices=(1, 3), help="1 gray (default, the dataset's) or 3 RGB"
+    )
     p.set_defaults(run=cmd_prepare)
     sets = ", ".join(SETS)
     p = data_commands.add_parser("download", help="fetch data sets, each checked file for file")

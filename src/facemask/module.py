@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -27,7 +28,7 @@ from torchmetrics.classification import (
 from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import threshold_for
 from facemask.vision.crops import DEFAULT_MARGIN
-from facemask.vision.images import IMAGE_SIZE
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
 
 class LossNotFinite(FacemaskError, FloatingPointError):
@@ -75,8 +76,10 @@ class MaskClassifier(LightningModule):
     ``conf/model``) and are stored in the checkpoint's hyperparameters, so a checkpoint alone rebuilds
     the model: ``MaskClassifier.load_from_checkpoint(path)``. A ready ``nn.Module`` works too (tests).
     Normalisation lives in the model, not the data pipeline, so that exported models carry it; so does
-    ``margin``, the crop margin around the detector's box its faces were cut with (``data.margin``), which
-    predict, detect, serve and calibrate cut faces with.
+    ``margin``, the crop margin around the detector's box its faces were cut with (``data.margin``), and
+    ``input_spec``, the input size and channels (``data.size``, ``data.channels``: vision/spec.py), which predict, detect, serve
+    and calibrate cut faces with. A net given as a config is built for that spec (its ``in_chans``, and its
+    ``img_size`` where the net takes one).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class MaskClassifier(LightningModule):
         flip_tta: bool = False,
         margin: float = DEFAULT_MARGIN,
         label_smoothing: float = 0.0,
+        input_spec: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         configs = {
@@ -102,19 +106,20 @@ class MaskClassifier(LightningModule):
             "flip_tta": flip_tta,
             "margin": margin,
             "label_smoothing": label_smoothing,
+            "input_spec": InputSpec.recorded(plain(input_spec)).record(),
         }
         self.save_hyperparameters(
             {key: plain(value) for key, value in configs.items() if not isinstance(value, nn.Module)},
             logger=False,
         )
-        self.net = net if isinstance(net, nn.Module) else instantiate(net)
+        self.net = net if isinstance(net, nn.Module) else net_for(net, self.spec)
         self.register_buffer("mean", torch.tensor(mean), persistent=False)
         self.register_buffer("std", torch.tensor(std), persistent=False)
         # The decision threshold on P(WithMask), chosen on the validation split every epoch to meet
         # ``operating_point`` (e.g. precision >= 0.99): persistent, so each checkpoint carries its own.
         self.register_buffer("threshold", torch.tensor(0.5))
         # Lightning's model summary runs it to count FLOPs and show each layer's sizes (else "Total FLOPs: 0")
-        self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+        self.example_input_array = torch.zeros(1, *self.spec.tensor_shape)
         self.val_scores, self.val_targets = CatMetric(), CatMetric()
         # Every score, the loss included, is a torchmetrics state: gathered across processes under DDP
         # in this module's epoch-end hooks, in the same order on every process.
@@ -124,7 +129,7 @@ class MaskClassifier(LightningModule):
         self.test_metrics, self.test_losses, self.test_curves = stage_metrics(self.test_set_names)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 2) for images (N, 1, 28, 28) in [0, 1].
+        """Logits (N, 2) for images (N, channels, size, size) in [0, 1] (the input spec).
 
         With ``flip_tta`` the eval-mode logits average the image and its mirror (faces are left-right
         symmetric, the two views' errors are not): test-time augmentation, also in validation and predictions.
@@ -135,13 +140,18 @@ class MaskClassifier(LightningModule):
         return self.net(x)
 
     @property
+    def spec(self) -> InputSpec:
+        """The input size and channels the model reads (checkpoints before it was recorded: 28 / 1)."""
+        return InputSpec.recorded(self.hparams.get("input_spec"))
+
+    @property
     def margin(self) -> float:
         """The crop margin to cut faces with (checkpoints before it was recorded: the default)."""
         return float(self.hparams.get("margin", DEFAULT_MARGIN))
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
-        """P(WithMask) (N,) for images (N, 1, 28, 28) in [0, 1]; WithMask where it exceeds ``threshold``."""
+        """P(WithMask) (N,) for images (N, channels, size, size) in [0, 1]; WithMask where it exceeds ``threshold``."""
         return self(images).softmax(dim=-1)[:, 1]
 
     def setup(self, stage: str) -> None:
@@ -256,6 +266,22 @@ class MaskClassifier(LightningModule):
             return {"optimizer": optimizer}
         scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def net_for(net: Mapping[str, Any], spec: InputSpec) -> nn.Module:
+    """A net config built for the input spec: ``in_chans`` and ``img_size`` passed where the net takes them
+    (timm's names: every family here takes ``in_chans``; VGG sizes its fc head by ``img_size``, the others pool
+    globally and take any size)."""
+    params = inspect.signature(get_object(net["_target_"])).parameters.values()
+    takes = {p.name for p in params} | (
+        {"in_chans", "img_size"} if any(p.kind is p.VAR_KEYWORD for p in params) else set()
+    )
+    if "in_chans" not in takes and spec != DEFAULT_SPEC:
+        raise FacemaskError(
+            f"model.net {net['_target_']} takes no in_chans: it cannot read {spec.channels}x{spec.size} px input"
+        )
+    sizes = {"in_chans": spec.channels, "img_size": spec.size}
+    return instantiate(net, **{key: value for key, value in sizes.items() if key in takes})
 
 
 def load_checkpoint(path: str | Path) -> MaskClassifier:

@@ -57,7 +57,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = instantiate(cfg.data)
     model = instantiate(
-        cfg.model, operating_point=cfg.get("operating_point"), margin=datamodule.hparams.margin
+        cfg.model,
+        operating_point=cfg.get("operating_point"),
+        margin=datamodule.hparams.margin,
+        input_spec=datamodule.spec.record(),
     )
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]  # null: switched off
@@ -66,7 +69,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     metrics: dict[str, float] = {
         "model/params": count_parameters(model.net),
-        "model/macs": count_macs(model.net),
+        "model/macs": count_macs(model.net, (1, *model.spec.tensor_shape)),
     }
     if cfg.get("train"):
         try:

@@ -12,7 +12,7 @@ from torch import Tensor
 from facemask.data.transforms import BatchAugment, augmentation_sheet
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "conf/data/augment"
-PRESETS = ["none", "light", "strong"]
+PRESETS = ["none", "light", "strong", "colour"]
 
 # Each op alone, switched fully on, with ranges wide enough that the effect is always visible.
 OPS: dict[str, dict[str, Any]] = {
@@ -37,7 +37,10 @@ def _images(n: int = 8, channels: int = 1, height: int = 28, width: int = 28) ->
 
 
 def _preset(name: str) -> BatchAugment:
-    return instantiate(OmegaConf.load(PRESET_DIR / f"{name}.yaml"))
+    """A preset as Hydra composes it: the presets it names in ``defaults`` first, then its own keys."""
+    config = OmegaConf.load(PRESET_DIR / f"{name}.yaml")
+    bases = [OmegaConf.load(PRESET_DIR / f"{base}.yaml") for base in config.pop("defaults", [])]
+    return instantiate(OmegaConf.merge(*bases, config))
 
 
 def _high_freq_energy(x: Tensor) -> Tensor:
@@ -178,3 +181,21 @@ def test_runs_on_gpu() -> None:
     x = _images(16).cuda()
     out = _preset("strong")(x)
     assert out.device == x.device and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_colour_ops_on_colour_images_and_gray_ones_untouched() -> None:
+    x = _images(8, channels=3)
+    saturated = BatchAugment(colour_p=1.0, saturation=(0.0, 0.0))(x)
+    assert torch.allclose(saturated[:, 0], saturated[:, 1], atol=1e-5), "saturation 0: gray in every channel"
+    turned = BatchAugment(colour_p=1.0, hue=0.25)(x)
+    assert turned.shape == x.shape and turned.min() >= 0 and turned.max() <= 1 and not torch.equal(turned, x)
+    luma = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)
+    inside = (turned > 0.001) & (turned < 0.999)  # unclipped: a hue turn keeps each pixel's luma
+    turned_luma = (turned * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)
+    assert torch.allclose(turned_luma[inside.all(1)], luma[inside.all(1)], atol=1e-4)
+    gray = BatchAugment(gray_p=1.0)(x)
+    assert torch.equal(gray[:, 0], gray[:, 2]) and torch.allclose(gray[:, 0], luma, atol=1e-6)
+    one = _images(8, channels=1)
+    assert torch.equal(BatchAugment(colour_p=1.0, hue=0.2, saturation=(0.5, 1.5), gray_p=1.0)(one), one)
+    with pytest.raises(ValueError, match="hue"):
+        BatchAugment(hue=0.7)

@@ -21,7 +21,8 @@ from facemask.data.photos import detected_faces
 from facemask.data.root import missing
 from facemask.errors import DatasetError
 from facemask.vision.crops import CROP_PAD, DETECTOR_FILL, FaceCropper, face_of_crop, pad_crop
-from facemask.vision.images import IMAGE_SIZE, IMAGE_SUFFIXES, ImageError, load_frame
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec, spec_key
 
 log = logging.getLogger(__name__)
 
@@ -66,31 +67,30 @@ def framed_crops(
     fallback: bool = True,
     cache_dir: str | Path | None = None,
     skip_bad_files: bool = False,
+    input_spec: InputSpec = DEFAULT_SPEC,
 ) -> ImageSet:
-    """The crops of ``folder`` (class folders, or one class ``label``) as 28x28 faces cut with ``margin``."""
+    """The crops of ``folder`` (class folders, or one class ``label``) as faces cut with ``margin`` at the
+    input spec."""
     files = crop_files(folder, label)
     paths = [path for path, _ in files]
     found = detected_faces(paths, cache_dir, skip_bad_files, pad=CROP_PAD)
 
     def frame() -> np.ndarray:  # one row a crop: the flattened image and how it was framed
-        cropper, rows = FaceCropper(margin=margin), []
+        cropper, rows = FaceCropper(margin=margin, spec=input_spec), []
+        pixels = int(np.prod(input_spec.face_shape))
         for path, faces in zip(paths, found, strict=True):
             try:
                 crop = load_frame(path)
             except ImageError:  # reported (or stopped on) by the detection above
-                rows.append(np.zeros(IMAGE_SIZE * IMAGE_SIZE + 1, np.uint8))
+                rows.append(np.zeros(pixels + 1, np.uint8))
                 continue
             face = face_of_crop(faces, crop.shape, CROP_PAD, fallback)
             how = SKIPPED if face is None else DETECTED if faces else FALLBACK
-            image = (
-                np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-                if face is None
-                else cropper.crop(pad_crop(crop, CROP_PAD), face)
-            )
+            image = input_spec.empty(1)[0] if face is None else cropper.crop(pad_crop(crop, CROP_PAD), face)
             rows.append(np.append(image.reshape(-1), np.uint8(how)))
         return np.stack(rows)
 
-    key = [[str(p) for p in paths], margin, CROP_PAD, DETECTOR_FILL, fallback]
+    key = [[str(p) for p in paths], margin, CROP_PAD, DETECTOR_FILL, fallback, *spec_key(input_spec)]
     rows = cached(cache_dir, "crops", key, frame)
     how = rows[:, -1]
     log.info(
@@ -106,7 +106,7 @@ def framed_crops(
     if len(keep) == 0:
         raise DatasetError(f"{folder}: no face found in any of its {len(rows)} crops")
     return ImageSet(
-        torch.from_numpy(rows[keep, :-1].reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE).copy()),
+        torch.from_numpy(input_spec.channels_first(rows[keep, :-1].reshape(-1, *input_spec.face_shape))),
         torch.tensor([files[i][1] for i in keep]),
         [paths[i] for i in keep],
     )

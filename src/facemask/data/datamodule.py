@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from facemask.data.draws import SourceDraws
 from facemask.data.folder import ImageSet, load_image_folder
-from facemask.data.root import find_root, find_split
+from facemask.data.photos import at_spec, photo_paths
+from facemask.data.root import find_root, find_split, missing
 from facemask.data.sets import fetch_hint
 from facemask.data.sources import (
     FRAMINGS,
@@ -31,6 +32,7 @@ from facemask.data.sources import (
 from facemask.data.splits import stratified_fold, stratified_split
 from facemask.errors import FacemaskError
 from facemask.vision.crops import DEFAULT_MARGIN, check_margin
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
 log = logging.getLogger(__name__)
 info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
@@ -95,6 +97,9 @@ class MaskDataModule(LightningDataModule):
         hard_negatives_repeat: int = 1,
         mask_rate_sets: Mapping[str, PhotoSpec | None] | None = None,
         balance: bool = False,
+        size: int = 28,
+        channels: int = 1,
+        test_photos: str | None = None,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
@@ -124,11 +129,17 @@ class MaskDataModule(LightningDataModule):
         if framing not in FRAMINGS:
             raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
         self.augment = augment
+        self.spec = InputSpec(size, channels)
         synthetic = hp.synthetic or {}
+        if synthetic and self.spec != DEFAULT_SPEC:
+            raise FacemaskError(
+                f"data/synthetic draws masks at 28 px gray only so far, not at data.size={size}, "
+                f"data.channels={channels}: train without it (~data/synthetic)"
+            )
         options = {key: value for key, value in synthetic.items() if key != "real_faces"}
         synthesis = Synthesis(options, cache_dir, photos) if synthetic else None
         self.train_photos = TrainPhotos(
-            photos, framing, margin, synthesis, cache_dir, skip_bad_files, balance
+            photos, framing, margin, synthesis, cache_dir, skip_bad_files, balance, self.spec
         )
         real = {**(hp.real_photos or {}), **(hp.real_crops or {})}
         if hard_negatives:  # mined bare faces (facemask mine): a crop folder of one class, repeated
@@ -144,6 +155,7 @@ class MaskDataModule(LightningDataModule):
             synthesis if synthetic.get("real_faces") else None,
             cache_dir,
             skip_bad_files,
+            self.spec,
         )
         self.sets: dict[str, ImageSet] = {}
         self.roots: dict[str, Path] = {}  # the folder of each test set (for its labels.csv, if any)
@@ -168,7 +180,7 @@ class MaskDataModule(LightningDataModule):
         root = find_root(self.hparams.root)
         info_once("dataset: %s", root)
         skip = self.hparams.skip_bad_files
-        full_train = load_image_folder(find_split(root, "Train"), skip)
+        full_train = load_image_folder(find_split(root, "Train"), skip)  # the split is made on the dataset
         if self.hparams.folds:
             split = stratified_fold(
                 full_train.labels, self.hparams.folds, self.hparams.fold, self.hparams.split_seed
@@ -184,13 +196,13 @@ class MaskDataModule(LightningDataModule):
         self.train_sizes = {name: len(images) for name, images in sources.items()}
         self.sets = {
             "train": ImageSet.concat(list(sources.values())),
-            "val": full_train.subset(val_idx),
-            "test": load_image_folder(self.roots["test"], skip),
+            "val": self._at_spec(full_train, self.hparams.photos).subset(val_idx),
+            "test": self._at_spec(load_image_folder(self.roots["test"], skip), self.hparams.test_photos),
         }
         for name, path in (self.hparams.extra_test_sets or {}).items():
             if self._exists(name, path):
                 self.roots[name] = Path(path)
-                self.sets[name] = load_image_folder(path, skip)
+                self.sets[name] = self._test_set(Path(path))
         for name, spec in {
             **(self.hparams.detected_test_sets or {}),
             **(self.hparams.val_sets or {}),
@@ -207,7 +219,27 @@ class MaskDataModule(LightningDataModule):
     def _deployment_framed(self, spec: PhotoSpec) -> ImageSet:
         """A set's faces cut with the deployment margin, as ``facemask detect`` cuts them."""
         cache_dir, skip = self.hparams.cache_dir, self.hparams.skip_bad_files
-        return spec_images(spec, [self.hparams.margin], cache_dir, skip)[0]
+        return spec_images(spec, [self.hparams.margin], cache_dir, skip, self.spec)[0]
+
+    def _at_spec(self, images: ImageSet, photos: str | Path | None) -> ImageSet:
+        """The dataset's images at the input spec: as they are at 28 / 1, else re-made from ``photos``, their
+        full-size originals (same class folders and stems: data.photos, data.test_photos)."""
+        if self.spec == DEFAULT_SPEC:
+            return images
+        if photos is None or not Path(photos).is_dir():
+            raise missing(
+                photos or "data.photos", "the dataset's full-size photos, to make it at the input spec"
+            )
+        return at_spec(images, photo_paths(photos, images), self.spec, self.hparams.cache_dir)
+
+    def _test_set(self, folder: Path) -> ImageSet:
+        """An extra test set at the input spec: re-made from its originals where the data root has them (a
+        ``mask28/`` beside its ``photos/``, as realworld), else its own files converted at the spec."""
+        skip = self.hparams.skip_bad_files
+        originals = folder.parent / "photos"
+        if self.spec == DEFAULT_SPEC or folder.name != "mask28" or not originals.is_dir():
+            return load_image_folder(folder, skip, self.spec)
+        return self._at_spec(load_image_folder(folder, skip), originals)
 
     @staticmethod
     def _exists(name: str, path: str | Path | None) -> bool:

@@ -15,6 +15,7 @@ import torch
 
 from facemask.errors import DatasetError
 from facemask.vision.images import ImageError, load_image
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,11 @@ def class_folders(root: Path) -> dict[int, Path]:
     return folders
 
 
-def load_image_folder(root: str | Path, skip_bad_files: bool = False) -> ImageSet:
-    """Decode every image under ``root/<class>/``; bad files stop it, all named at once (one fix, not one
-    run per file), unless skipped."""
+def load_image_folder(
+    root: str | Path, skip_bad_files: bool = False, spec: InputSpec = DEFAULT_SPEC
+) -> ImageSet:
+    """Decode every image under ``root/<class>/`` at the input ``spec``; bad files stop it, all named at once
+    (one fix, not one run per file), unless skipped."""
     root = Path(root)
     images, labels, paths, unreadable = [], [], [], []
     for index, folder in class_folders(root).items():
@@ -105,7 +108,7 @@ def load_image_folder(root: str | Path, skip_bad_files: bool = False) -> ImageSe
             raise DatasetError(f"{folder}: class folder is empty")
         for path in files:
             try:
-                images.append(load_image(path))
+                images.append(load_image(path, spec))
             except ImageError as err:
                 unreadable.append(str(err))
                 continue
@@ -126,7 +129,7 @@ def load_image_folder(root: str | Path, skip_bad_files: bool = False) -> ImageSe
         if index not in labels:
             raise DatasetError(f"{root}: no readable images of class {name}")
     return ImageSet(
-        images=torch.from_numpy(np.stack(images)).unsqueeze(1),
+        images=torch.from_numpy(spec.channels_first(np.stack(images))),
         labels=torch.tensor(labels, dtype=torch.long),
         paths=paths,
     )

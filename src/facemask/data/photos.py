@@ -24,6 +24,7 @@ from facemask.data.root import missing
 from facemask.vision.crops import DETECTOR_FILL, FaceCropper, largest, pad_crop
 from facemask.vision.faces import Face
 from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,29 @@ def photo_paths(photos: str | Path, images: ImageSet) -> list[Path | None]:
         index.get((label, path.stem))
         for path, label in zip(images.paths, images.labels.tolist(), strict=True)
     ]
+
+
+def at_spec(
+    images: ImageSet, photos: Sequence[Path | None], spec: InputSpec, cache_dir: str | Path | None = None
+) -> ImageSet:
+    """A dataset's images at the input spec: as they are at the default (28 / 1), else each re-made from its
+    full-size photo (``photo_paths``) the way the dataset was made, whole photo to size x size (at 28 / 1 that
+    gives the dataset's pixels: ``facemask data prepare``); cached."""
+    if spec == DEFAULT_SPEC:
+        return images
+    lacking = [path for path, photo in zip(images.paths, photos, strict=True) if photo is None]
+    if lacking:
+        raise DatasetError(
+            f"{lacking[0]}: no full-size photo to make it at {spec.size} px, {spec.channels} channel(s) "
+            f"({len(lacking)} image(s) without one; data.photos / data.test_photos name the photos)"
+        )
+    converted = cached(
+        cache_dir,
+        "at-spec",
+        [[str(p) for p in photos], spec.record()],
+        lambda: np.stack([spec.convert(open_image(photo)) for photo in photos]),
+    )
+    return ImageSet(torch.from_numpy(spec.channels_first(converted)), images.labels, images.paths)
 
 
 def detected_faces(
@@ -174,10 +198,12 @@ def labelled_faces(
     return found
 
 
-def framed_faces(found: Sequence[tuple[Path, int, Face]], margin: float) -> ImageSet:
-    """(photo, class index, face) rows as 28x28 images cut as ``facemask detect`` cuts a face (with
-    ``margin`` around the detector's box)."""
-    cropper = FaceCropper(margin=margin)
+def framed_faces(
+    found: Sequence[tuple[Path, int, Face]], margin: float, input_spec: InputSpec = DEFAULT_SPEC
+) -> ImageSet:
+    """(photo, class index, face) rows as images cut as ``facemask detect`` cuts a face (with ``margin``
+    around the detector's box) at the input spec."""
+    cropper = FaceCropper(margin=margin, spec=input_spec)
     decoded: dict[Path, Image.Image] = {}
     images = []
     for path, _, face in found:  # a photo with several faces is decoded once
@@ -185,7 +211,7 @@ def framed_faces(found: Sequence[tuple[Path, int, Face]], margin: float) -> Imag
             decoded = {path: open_image(path)}
         images.append(cropper.crop(decoded[path], face))
     return ImageSet(
-        torch.from_numpy(np.stack(images)).unsqueeze(1),
+        torch.from_numpy(input_spec.channels_first(np.stack(images))),
         torch.tensor([label for _, label, _ in found]),
         [path for path, _, _ in found],
     )

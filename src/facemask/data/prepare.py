@@ -24,6 +24,7 @@ from rich.progress import track
 
 from facemask.data.folder import CLASSES, DatasetError, class_folders
 from facemask.vision.images import ImageError, load_image
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
 SPLITS = ("Train", "Test")
 DEFAULT_TEST_FRACTION = 0.13  # the case study's 194 of 1509
@@ -125,6 +126,7 @@ def prepare(
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
     progress: bool = True,
+    spec: InputSpec = DEFAULT_SPEC,
 ) -> Report:
     """Convert SRC into DST (which must not exist yet); unreadable files are reported, not fatal."""
     src, dst = Path(src), Path(dst)
@@ -133,7 +135,7 @@ def prepare(
     report, readable = Report(), []
     for photo in track(find_photos(src), description="converting", disable=not progress, transient=True):
         try:
-            photo.pixels = load_image(photo.source)
+            photo.pixels = load_image(photo.source, spec)
             with Image.open(photo.source) as image:
                 photo.icc_profile = image.info.get("icc_profile")
             readable.append(photo)

@@ -24,12 +24,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from facemask.data.cache import cached
 from facemask.data.crops import crop_spec_label, framed_crops
 from facemask.data.folder import DatasetError, ImageSet
-from facemask.data.photos import framed_faces, labelled_faces, largest_faces, photo_paths
+from facemask.data.photos import at_spec, framed_faces, labelled_faces, largest_faces, photo_paths
 from facemask.data.root import missing
 from facemask.data.synthesize import VERSION, synthesize
 from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
 from facemask.vision.images import open_image
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec, spec_key
 
 log = logging.getLogger(__name__)
 info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
@@ -65,17 +66,22 @@ def spec_faces(
 
 
 def spec_images(
-    spec: PhotoSpec, margins: Sequence[float], cache_dir: str | None = None, skip_bad_files: bool = False
+    spec: PhotoSpec,
+    margins: Sequence[float],
+    cache_dir: str | None = None,
+    skip_bad_files: bool = False,
+    input_spec: InputSpec = DEFAULT_SPEC,
 ) -> list[ImageSet]:
-    """Every labelled face of a spec, photos or crops, cut with each of ``margins`` as deployment cuts a face."""
+    """Every labelled face of a spec, photos or crops, cut with each of ``margins`` as deployment cuts a face,
+    at the model's input spec."""
     if is_crops(spec):
         fallback, label = spec.get("fallback", True), crop_spec_label(spec)
         return [
-            framed_crops(spec["crops"], margin, label, fallback, cache_dir, skip_bad_files)
+            framed_crops(spec["crops"], margin, label, fallback, cache_dir, skip_bad_files, input_spec)
             for margin in margins
         ]
     found = spec_faces(spec, cache_dir, skip_bad_files)
-    return [framed_faces(found, margin) for margin in margins]
+    return [framed_faces(found, margin, input_spec) for margin in margins]
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class TrainPhotos:
     cache_dir: str | None = None
     skip_bad_files: bool = False
     balance: bool = False
+    input_spec: InputSpec = DEFAULT_SPEC
 
     def build(self, train: ImageSet) -> ImageSet:
         """The split's training part in every framing asked for, with its drawn masks; with ``balance``, its
@@ -134,15 +141,17 @@ class TrainPhotos:
         return images.class_balanced() if self.balance else images
 
     def _framed(self, train: ImageSet) -> ImageSet:
-        if self.synthesis is None and self.framing == "dataset":
+        if self.synthesis is None and self.framing == "dataset" and self.input_spec == DEFAULT_SPEC:
             return train
         photos = Path(self.photos or "none")  # not "": that would be the working directory
         if not photos.is_dir():
             raise missing(photos, "full-size training photos (data.photos)")
         paths = photo_paths(photos, train)
-        faces = largest_faces(paths, self.cache_dir, self.skip_bad_files)
         margins = {"dataset": [None], "detector": [self.margin], "both": [None, self.margin]}[self.framing]
-        parts = [train] if None in margins else []
+        parts = [self._at_spec(train, paths)] if None in margins else []
+        if self.margin not in margins and self.synthesis is None:
+            return ImageSet.concat(parts)
+        faces = largest_faces(paths, self.cache_dir, self.skip_bad_files)
         if self.margin in margins:
             parts.append(self._detector_framed(train, paths, faces))
         if self.synthesis is not None:
@@ -153,20 +162,28 @@ class TrainPhotos:
         self, train: ImageSet, paths: list[Path | None], faces: list[Face | None]
     ) -> ImageSet:
         """Each training image cut from its photo like ``facemask detect`` cuts a face (where one was found)."""
-        cropper = FaceCropper(margin=self.margin)
+        cropper, spec = FaceCropper(margin=self.margin, spec=self.input_spec), self.input_spec
+        whole = self._at_spec(train, paths)  # where no face was found: the image in the dataset's framing
         reframed = cached(
             self.cache_dir,
             "framed",
-            [paths, cropper.margin],
+            [paths, cropper.margin, *spec_key(spec)],
             lambda: np.stack(
                 [
-                    cropper.crop(open_image(path), face) if path and face else image[0].numpy()
-                    for path, face, image in zip(paths, faces, train.images, strict=True)
+                    cropper.crop(open_image(path), face)
+                    if path and face
+                    else spec.faces(image[None].numpy())[0]
+                    for path, face, image in zip(paths, faces, whole.images, strict=True)
                 ]
             ),
         )
         info_once("detector-framed training images: %d of %d", sum(f is not None for f in faces), len(train))
-        return ImageSet(torch.from_numpy(reframed).unsqueeze(1), train.labels, train.paths)
+        return ImageSet(torch.from_numpy(spec.channels_first(reframed)), train.labels, train.paths)
+
+    def _at_spec(self, train: ImageSet, paths: list[Path | None]) -> ImageSet:
+        """The dataset's own framing (the whole photo) at the input spec: at 28 / 1 the images as they are,
+        else each re-made from its full-size photo (``photos``)."""
+        return at_spec(train, paths, self.input_spec, self.cache_dir)
 
 
 @dataclass(frozen=True)
@@ -182,6 +199,7 @@ class RealFaces:
     synthesis: Synthesis | None = None
     cache_dir: str | None = None
     skip_bad_files: bool = False
+    input_spec: InputSpec = DEFAULT_SPEC
 
     def build(self) -> dict[str, ImageSet]:
         """One training source per spec."""
@@ -196,7 +214,7 @@ class RealFaces:
             for key, value in (("repeat", repeat), ("per_epoch", per_epoch or 1)):
                 if not (isinstance(value, int) and value >= 1):
                     raise DatasetError(f"data.real_*.{name}.{key}={value!r}: expected a whole number >= 1")
-            parts = spec_images(spec, margins, self.cache_dir, self.skip_bad_files)
+            parts = spec_images(spec, margins, self.cache_dir, self.skip_bad_files, self.input_spec)
             info_once(
                 "real training faces %s: %d with a mask, %d without (margins %s, %s)",
                 name,

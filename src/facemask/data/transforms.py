@@ -21,6 +21,11 @@ Range = tuple[float, float]
 Op = Callable[[Tensor, Tensor], Tensor]
 
 
+#: ITU-R BT.601 luma, PIL's convert("L") weights; and RGB -> YIQ, whose I/Q plane a hue turn rotates.
+LUMA = torch.tensor([0.299, 0.587, 0.114])
+YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
 def _pair(value: Sequence[float], name: str) -> Range:
     """Read a (lo, hi) range from a tuple or a Hydra list."""
     lo, hi = (float(v) for v in value)
@@ -133,6 +138,10 @@ class BatchAugment(nn.Module):
         erase_ratio: Sequence[float] = (0.3, 3.3),
         noise_p: float = 0.0,
         noise_std: float = 0.05,
+        colour_p: float = 0.0,
+        saturation: Sequence[float] = (1.0, 1.0),
+        hue: float = 0.0,
+        gray_p: float = 0.0,
     ) -> None:
         super().__init__()
         self.flip_p, self.affine_p, self.lighting_p = float(flip_p), float(affine_p), float(lighting_p)
@@ -145,6 +154,8 @@ class BatchAugment(nn.Module):
         self.downscale_sizes = tuple(int(s) for s in downscale_sizes)
         self.erase_area, self.erase_ratio = _pair(erase_area, "erase_area"), _pair(erase_ratio, "erase_ratio")
         self.noise_std = float(noise_std)
+        self.colour_p, self.gray_p = float(colour_p), float(gray_p)
+        self.saturation, self.hue = _pair(saturation, "saturation"), float(hue)
         self._check()
 
     def _check(self) -> None:
@@ -154,6 +165,8 @@ class BatchAugment(nn.Module):
                 raise ValueError(f"{name}_p must be in [0, 1], got {p}")
         if self.scale[0] <= 0 or self.gamma[0] <= 0 or self.blur_sigma[0] <= 0 or self.erase_ratio[0] <= 0:
             raise ValueError("scale, gamma, blur_sigma and erase_ratio must be positive")
+        if self.saturation[0] < 0 or not 0.0 <= self.hue <= 0.5:
+            raise ValueError("saturation must be >= 0 and hue (a fraction of a turn) in [0, 0.5]")
         if self.downscale_p > 0 and not self.downscale_sizes:
             raise ValueError("downscale_p > 0 needs at least one entry in downscale_sizes")
 
@@ -163,6 +176,8 @@ class BatchAugment(nn.Module):
             ("flip", self.flip_p, self._flip),
             ("affine", self.affine_p, self._affine),
             ("lighting", self.lighting_p, self._lighting),
+            ("colour", self.colour_p, self._colour),
+            ("gray", self.gray_p, self._gray),
             ("blur", self.blur_p, self._blur),
             ("downscale", self.downscale_p, self._downscale),
             ("erase", self.erase_p, self._erase),
@@ -208,6 +223,29 @@ class BatchAugment(nn.Module):
         mean = y.mean(dim=(1, 2, 3), keepdim=True)
         y = (y - mean) * _uniform(n, self.contrast, x) + mean + _uniform(n, self.brightness, x)
         return torch.where(mask, y.clamp(0.0, 1.0), x)
+
+    def _colour(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Saturation around each pixel's luma, then a hue turn of up to ``hue`` of a circle (a rotation of the
+        chroma plane in YIQ); colour images only (a gray batch passes unchanged)."""
+        if x.shape[1] != 3:
+            return x
+        n = x.shape[0]
+        luma = (x * LUMA.to(x).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+        y = luma + (x - luma) * _uniform(n, self.saturation, x)
+        turn = _uniform(n, (-self.hue, self.hue), x).view(n) * (2 * math.pi)
+        cos, sin, one, zero = turn.cos(), turn.sin(), torch.ones_like(turn), torch.zeros_like(turn)
+        rotation = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(n, 3, 3)
+        yiq = YIQ.to(x)
+        matrices = torch.linalg.inv(yiq) @ rotation @ yiq  # (N, 3, 3): RGB -> RGB
+        y = torch.einsum("nij,njhw->nihw", matrices, y)
+        return torch.where(mask, y.clamp(0.0, 1.0), x)
+
+    def _gray(self, x: Tensor, mask: Tensor) -> Tensor:
+        """The image as a gray camera gives it, in every channel: a colour model must still work there."""
+        if x.shape[1] != 3:
+            return x
+        luma = (x * LUMA.to(x).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+        return torch.where(mask, luma.expand_as(x), x)
 
     # Blur and down/up-sampling are separable linear filters: each sample gets an HxH and a WxW matrix
     # (identity where the op is off), applied with two batched matmuls instead of per-sample convolutions.
@@ -266,6 +304,8 @@ class BatchAugment(nn.Module):
             "downscale": {"sizes": self.downscale_sizes},
             "erase": {"area": self.erase_area, "ratio": self.erase_ratio},
             "noise": {"std": self.noise_std},
+            "colour": {"saturation": self.saturation, "hue": self.hue},
+            "gray": {},
         }
         active = [
             f"{name}(p={p}" + "".join(f", {k}={v}" for k, v in params[name].items()) + ")"

@@ -19,6 +19,7 @@ from facemask.decision import is_mask
 from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import OTHER_METRIC, threshold_for
 from facemask.inference.classifier import THRESHOLD_KEY, crop_margin, load_classifier
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
 Z95 = 1.96
 
@@ -151,16 +152,21 @@ def write_calibrated(model: str | Path, output: str | Path, threshold: float) ->
 
 
 def labelled_faces(
-    folder: str | Path, detect: bool, boxes: str | Path | None, margin: float
+    folder: str | Path, detect: bool, boxes: str | Path | None, margin: float, spec: InputSpec = DEFAULT_SPEC
 ) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (N, 28, 28) faces and their labels: face images in class folders, or with ``detect`` photos
-    cut by the face detector as deployment cuts them, with ``margin`` (class folders, or a boxes CSV)."""
+    """uint8 faces at the model's input spec and their labels: face images in class folders, or with
+    ``detect`` photos cut by the face detector as deployment cuts them, with ``margin`` (class folders, or a
+    boxes CSV)."""
     from facemask.data.folder import load_image_folder
     from facemask.data.photos import framed_faces
     from facemask.data.photos import labelled_faces as detected
 
-    faces = framed_faces(detected(folder, boxes), margin) if detect or boxes else load_image_folder(folder)
-    return faces.images[:, 0].numpy(), faces.labels.numpy()
+    faces = (
+        framed_faces(detected(folder, boxes), margin, spec)
+        if detect or boxes
+        else load_image_folder(folder, spec=spec)
+    )
+    return spec.faces(faces.images.numpy()), faces.labels.numpy()
 
 
 def run_calibration(
@@ -181,7 +187,9 @@ def run_calibration(
             f"--target {target!r}: expected METRIC=VALUE, e.g. precision=0.98, or balanced"
         ) from None
     classifier = load_classifier(model)
-    faces, labels = labelled_faces(folder, detect, boxes, crop_margin(classifier, margin, model))
+    faces, labels = labelled_faces(
+        folder, detect, boxes, crop_margin(classifier, margin, model), classifier.spec
+    )
     result = calibrate(classifier.predict_proba(faces), labels, classifier.threshold, metric, goal)
     model = Path(model)
     written = write_calibrated(

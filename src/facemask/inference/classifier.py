@@ -1,8 +1,8 @@
 """A trained classifier behind one interface: a checkpoint (PyTorch) or an exported ONNX file (onnxruntime).
 
-Both take face crops as the dataset stores them, uint8 (N, 28, 28), and return P(WithMask); both carry
-what the model was trained with: the operating threshold and the crop margin, so every app cuts faces the
-way the model saw them. The ONNX path never imports torch, so a deployment needs neither PyTorch nor Lightning.
+Both take face crops as the model's input spec makes them (``vision.spec``: uint8 (N, 28, 28) for the
+dataset's 28 px gray) and return P(WithMask); both carry what the model was trained with: the operating
+threshold, the crop margin and the input spec, so every app cuts faces the way the model saw them. The ONNX path never imports torch, so a deployment needs neither PyTorch nor Lightning.
 """
 
 from __future__ import annotations
@@ -17,25 +17,22 @@ import numpy as np
 from facemask.decision import is_mask
 from facemask.errors import FacemaskError
 from facemask.vision.crops import DEFAULT_MARGIN
+from facemask.vision.spec import InputSpec
 
 #: ONNX graph names and metadata keys, shared by export and loading.
 INPUT_NAME, OUTPUT_NAME = "images", "p_mask"
-THRESHOLD_KEY, CLASSES_KEY, MARGIN_KEY = "threshold", "classes", "margin"
+THRESHOLD_KEY, CLASSES_KEY, MARGIN_KEY, SPEC_KEY = "threshold", "classes", "margin", "input"
 
 
 class Classifier(Protocol):
     threshold: float
     classes: tuple[str, ...]
     margin: float  # the crop margin the model was trained with (vision.crops)
+    spec: InputSpec  # the input size and channels the model was trained with (vision.spec)
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
-        """P(WithMask) (N,) float32 for uint8 face crops (N, 28, 28)."""
+        """P(WithMask) (N,) float32 for uint8 face crops (N, *spec.face_shape)."""
         ...
-
-
-def to_input(crops: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]: the model's input (it normalises itself)."""
-    return (np.asarray(crops, dtype=np.float32) / 255.0)[:, None]
 
 
 class OnnxClassifier:
@@ -65,11 +62,12 @@ class OnnxClassifier:
         self.classes = tuple(json.loads(metadata[CLASSES_KEY]))
         # exports from before the margin was recorded were all cut with the default
         self.margin = float(metadata.get(MARGIN_KEY, DEFAULT_MARGIN))
+        self.spec = InputSpec.recorded(json.loads(metadata.get(SPEC_KEY, "{}")))
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros(0, dtype=np.float32)
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: to_input(crops)})[0]
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: self.spec.batch(crops)})[0]
 
 
 class TorchClassifier:
@@ -87,12 +85,13 @@ class TorchClassifier:
         self.threshold = float(self.model.threshold)
         self.classes = CLASSES
         self.margin = self.model.margin
+        self.spec = self.model.spec
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return self.model.predict_proba(torch.from_numpy(to_input(crops))).numpy()
+            return self.model.predict_proba(torch.from_numpy(self.spec.batch(crops))).numpy()
 
 
 def crop_margin(classifier: Classifier, override: float | None, model: str | Path) -> float:
@@ -121,7 +120,7 @@ BATCH = 256
 
 
 def scores(classifier: Classifier, crops: np.ndarray) -> np.ndarray:
-    """P(WithMask) of uint8 (N, 28, 28) crops, ``BATCH`` at a time (N may be 0)."""
+    """P(WithMask) of uint8 crops (N, *spec.face_shape), ``BATCH`` at a time (N may be 0)."""
     return np.concatenate(
         [classifier.predict_proba(crops[i : i + BATCH]) for i in range(0, len(crops), BATCH)] or [[]]
     )

@@ -1,9 +1,9 @@
 """``facemask export``: a checkpoint as a self-contained ONNX file, checked against PyTorch.
 
-The graph takes what the dataset stores, scaled: float32 (N, 1, 28, 28) in [0, 1] (grayscale with
-PIL's ``convert("L")``, Lanczos resize to 28x28, divided by 255). Normalisation, flip test-time
-augmentation and the softmax are folded in; the output is P(WithMask) (N,). The operating threshold and
-the class names and the crop margin travel in the model's metadata.
+The graph takes faces at the model's input spec, scaled: float32 (N, channels, size, size) in [0, 1] (the
+dataset's: (N, 1, 28, 28), PIL's ``convert("L")``, Lanczos resize, divided by 255). Normalisation, flip
+test-time augmentation and the softmax are folded in; the output is P(WithMask) (N,). The operating threshold,
+the class names, the crop margin and the input spec travel in the model's metadata.
 """
 
 from __future__ import annotations
@@ -25,17 +25,22 @@ from facemask.inference.classifier import (
     INPUT_NAME,
     MARGIN_KEY,
     OUTPUT_NAME,
+    SPEC_KEY,
     THRESHOLD_KEY,
     OnnxClassifier,
     TorchClassifier,
 )
 from facemask.module import MaskClassifier, load_checkpoint
-from facemask.vision.images import IMAGE_SIZE
+from facemask.vision.spec import InputSpec
 
-PREPROCESSING = (
-    "input: float32 (N, 1, 28, 28) in [0, 1] = PIL convert('L'), Lanczos resize to 28x28, / 255; "
-    "output: P(WithMask) (N,); WithMask where p > threshold"
-)
+
+def preprocessing(spec: InputSpec) -> str:
+    """The metadata's description of the input, for whoever runs the file without this package."""
+    mode = "convert('L')" if spec.channels == 1 else "convert('RGB'), channels R, G, B"
+    return (
+        f"input: float32 (N, {spec.channels}, {spec.size}, {spec.size}) in [0, 1] = PIL {mode}, Lanczos resize "
+        f"to {spec.size}x{spec.size}, / 255; output: P(WithMask) (N,); WithMask where p > threshold"
+    )
 
 
 class MaskProbability(nn.Module):
@@ -54,7 +59,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path) -> Path:
     model = load_checkpoint(checkpoint)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.rand(2, 1, 28, 28)
+    example = torch.rand(2, *model.spec.tensor_shape)
     logging.getLogger("torch.onnx").setLevel(logging.WARNING)
     program = torch.onnx.export(
         MaskProbability(model).eval(),
@@ -70,7 +75,8 @@ def export_onnx(checkpoint: str | Path, output: str | Path) -> Path:
         THRESHOLD_KEY: str(float(model.threshold)),
         CLASSES_KEY: json.dumps(list(CLASSES)),
         MARGIN_KEY: str(model.margin),
-        "preprocessing": PREPROCESSING,
+        SPEC_KEY: json.dumps(model.spec.record()),
+        "preprocessing": preprocessing(model.spec),
         "source": str(checkpoint),
     }
     onnx.helper.set_model_props(graph, metadata)
@@ -89,12 +95,13 @@ class Parity:
         return f"parity on {self.images} images: max |p_onnx - p_torch| = {self.max_abs_diff:.2e}, {verdict}"
 
 
-def stand_in_crops(count: int = 256, seed: int = 0) -> np.ndarray:
-    """Images for the parity check where no dataset is at hand: random 7x7 patterns blown up to the input
+def stand_in_crops(spec: InputSpec, count: int = 256, seed: int = 0) -> np.ndarray:
+    """Faces for the parity check where no dataset is at hand: random 7x7 patterns blown up to the input
     size (smooth shapes, as faces are), from black to white."""
     rng = np.random.default_rng(seed)
-    patterns = rng.integers(0, 256, (count, 7, 7), dtype=np.uint8)
-    return np.kron(patterns, np.ones((IMAGE_SIZE // 7, IMAGE_SIZE // 7), np.uint8))
+    patterns = rng.integers(0, 256, (count, 7, 7, *spec.face_shape[2:]), dtype=np.uint8)
+    scale = -(-spec.size // 7)
+    return patterns.repeat(scale, axis=1).repeat(scale, axis=2)[:, : spec.size, : spec.size].copy()
 
 
 def check_parity(checkpoint: str | Path, onnx_path: str | Path, crops: np.ndarray) -> Parity:

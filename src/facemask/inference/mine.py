@@ -25,7 +25,7 @@ from facemask.inference.classifier import Classifier, scores
 from facemask.vision.crops import FaceCropper
 from facemask.vision.images import ImageError, load_frame
 
-SHEET_COLUMNS, TILE = 10, 84  # the contact sheet: 28x28 crops shown 3x, their score beneath
+SHEET_COLUMNS, TILE = 10, 84  # the contact sheet: crops shown 84 px wide (28 px ones 3x), their score beneath
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Mined:
     p_mask: float
     called: bool
     detected: bool  # the detector found the face (else the crop itself was the face box)
-    crop: np.ndarray  # uint8 (28, 28): what the classifier saw
+    crop: np.ndarray  # uint8 (size, size) gray or (size, size, 3) RGB: what the classifier saw
 
 
 @dataclass
@@ -72,7 +72,7 @@ def score_faces(
             continue
         face, crop = cropper.crop_of_crop(frame)
         faces.append((path, face.score > 0, crop))
-    crops = np.stack([crop for _, _, crop in faces]) if faces else np.zeros((0, 28, 28), np.uint8)
+    crops = np.stack([crop for _, _, crop in faces]) if faces else classifier.spec.empty()
     return faces, scores(classifier, crops), errors
 
 

@@ -22,7 +22,7 @@ from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for, scores
 from facemask.vision.crops import FaceCropper
-from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image, to_gray28
+from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image
 
 #: Longer side in pixels past which an image is taken for a full photo, not a face crop: the face crops the
 #: dataset was made from are at most 960 px (../shared/data/photos: 178-960, median 428; realworld/photos
@@ -87,7 +87,7 @@ def predict_files(
             if cropper is None:
                 image = open_image(path)
                 sides.append(max(image.size))
-                crops.append(to_gray28(image)[None])
+                crops.append(classifier.spec.convert(image)[None])
                 keys.append((path, None, None, None))
                 continue
             frame = load_frame(path)
@@ -100,7 +100,7 @@ def predict_files(
         if not faces:
             keys.append((path, -1, None, None))
     warn_if_full_photos(sides)
-    images = np.concatenate(crops) if crops else np.zeros((0, 28, 28), np.uint8)
+    images = np.concatenate(crops) if crops else classifier.spec.empty()
     return _rows(classifier, keys, scores(classifier, images)), errors
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from facemask.errors import FacemaskError
 from facemask.vision.faces import Face, FaceDetector
-from facemask.vision.images import IMAGE_SIZE, to_gray28
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
 #: Context added around the detector's box on every side, as a fraction of the box, so that a crop is
 #: framed like the dataset's photos: on ../shared/data/train-photos CenterFace's box covers a median 58%
@@ -55,11 +55,12 @@ def check_margin(margin: float | None, where: str = "margin") -> None:
 @dataclass(frozen=True)
 class FaceCropper:
     """Cuts faces as the classifier expects them: the detector's box plus ``margin`` on every side, then
-    the dataset's conversion (PIL grayscale, Lanczos resize to 28x28). ``margin`` None keeps the whole
-    image (the dataset's own framing). With a ``detector`` it also finds the faces of a frame."""
+    the model's input ``spec`` (the dataset's: PIL grayscale, Lanczos resize to 28x28). ``margin`` None keeps
+    the whole image (the dataset's own framing). With a ``detector`` it also finds the faces of a frame."""
 
     detector: FaceDetector | None = None
     margin: float | None = DEFAULT_MARGIN
+    spec: InputSpec = DEFAULT_SPEC
 
     def __post_init__(self) -> None:
         check_margin(self.margin)
@@ -69,8 +70,8 @@ class FaceCropper:
         return crop_box(face.box, frame_shape, self.margin if self.margin is not None else 0.0)
 
     def crop(self, image: Image.Image | np.ndarray, face: Face | None) -> np.ndarray:
-        """One face of a PIL image or a BGR frame as uint8 (28, 28); the whole image where ``face`` or the
-        margin is None."""
+        """One face of a PIL image or a BGR frame as uint8 ``spec.face_shape``; the whole image where ``face``
+        or the margin is None."""
         is_frame = isinstance(image, np.ndarray)
         if face is not None and self.margin is not None:
             shape = image.shape if is_frame else (image.height, image.width)
@@ -78,12 +79,12 @@ class FaceCropper:
             image = image[top:bottom, left:right] if is_frame else image.crop((left, top, right, bottom))
         if is_frame:
             image = Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]))  # BGR -> RGB
-        return to_gray28(image)
+        return self.spec.convert(image)
 
     def crops(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """Each face of a BGR frame as uint8 (N, 28, 28)."""
+        """Each face of a BGR frame as uint8 (N, *spec.face_shape)."""
         if not faces:
-            return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+            return self.spec.empty()
         return np.stack([self.crop(frame, face) for face in faces])
 
     def crop_of_crop(

@@ -1,8 +1,7 @@
-"""Decode one image file exactly the way the dataset was made, with one clear error per bad file.
-
-../shared/README.md: EXIF orientation applied, grayscale (``convert("L")``), Lanczos resize to 28x28
-(aspect ratio not kept). Training, prepare, predict and serve all go through here, so a face reaches
-the classifier in the same form everywhere.
+"""Decode one image file, upright, with one clear error per bad file; ``vision.spec`` converts it the way the
+dataset was made (../shared/README.md: EXIF orientation applied, grayscale, Lanczos resize to 28x28, aspect
+ratio not kept). Training, prepare, predict and serve all go through here, so a face reaches the classifier in
+the same form everywhere.
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facemask.errors import FacemaskError
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
-IMAGE_SIZE = 28
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
 
@@ -35,18 +34,6 @@ class ImageTooLarge(ImageError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "too_large")
-
-
-def to_gray28(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Upright, grayscale, ``size`` x ``size`` uint8 array: the classifier's input format."""
-    image = ImageOps.exif_transpose(image)
-    # 16/32-bit integer pixels (0-65535): Pillow's convert("L") would clip them to white
-    if image.mode.startswith("I"):
-        image = Image.fromarray((np.asarray(image, dtype=np.int64) >> 8).clip(0, 255).astype(np.uint8))
-    image = image.convert("L")
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.LANCZOS)
-    return np.asarray(image, dtype=np.uint8)
 
 
 def open_image(
@@ -93,9 +80,9 @@ def open_image(
         raise ImageError(f"{path}: corrupt or truncated image ({err})") from err
 
 
-def load_image(path: str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
+def load_image(path: str | Path, spec: InputSpec = DEFAULT_SPEC) -> np.ndarray:
     """Read ``path`` into the classifier's input format, or raise ImageError saying what is wrong."""
-    return to_gray28(open_image(path), size)
+    return spec.convert(open_image(path))
 
 
 def load_frame(
