@@ -130,7 +130,7 @@ def test_calibrate_cuts_with_the_models_margin(
         (photos / label / "a.png").write_bytes(tight["photo"].read_bytes())
     margins, labelled_faces = [], calibrate.labelled_faces
     monkeypatch.setattr(
-        calibrate, "labelled_faces", lambda *args: margins.append(args[-1]) or labelled_faces(*args)
+        calibrate, "labelled_faces", lambda *args: margins.append(args[3]) or labelled_faces(*args)
     )
     calibrate.run_calibration(tight["onnx"], photos, "balanced", detect=True, output=tmp_path / "out.onnx")
     assert margins == [MARGIN]
