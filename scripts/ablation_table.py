@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 from facemask.data.folder import load_image_folder
-from facemask.data.root import find_root, find_split
+from facemask.data.photos import at_spec, photo_paths
+from facemask.data.root import dataset_of, find_data_root, find_split
 from facemask.evaluation.hard_negatives import hard_negative_report
 from facemask.evaluation.tables import aggregate, markdown_table
 from facemask.module import load_checkpoint
@@ -57,7 +58,9 @@ def occluder_rates(run: Path) -> dict[str, float]:
     """False-mask rate under a hand, scarf and beard of size 3 on Test's bare faces, best checkpoint."""
     checkpoint = min(run.glob("checkpoints/epoch_*.ckpt"))
     model = load_checkpoint(checkpoint)
-    test = load_image_folder(find_split(find_root(None), "Test"))
+    root = find_data_root()
+    test = load_image_folder(find_split(dataset_of(root), "Test"))
+    test = at_spec(test, photo_paths(root / "photos", test), model.spec)  # Test at the model's input spec
     rows = hard_negative_report(
         model.predict_proba, test.floats(), test.labels, run / "robustness", float(model.threshold)
     )

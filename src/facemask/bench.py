@@ -79,13 +79,22 @@ def letterbox(photo: np.ndarray, shrink: float = 1.0) -> tuple[np.ndarray, float
 
 
 def classifier_figures(model: Path, repeats: int) -> dict[str, float]:
-    """Latency per face crop (batch 1, one thread) and throughput (batch 1024, all threads)."""
+    """Latency per face crop (batch 1, one thread), throughput (batch 1024, all threads), and what the model
+    reads and costs: its input spec and millions of MACs a face (flip test-time augmentation included)."""
     one_thread = load_classifier(model, threads=1)
     crops = np.random.default_rng(0).integers(0, 256, (1024, *one_thread.spec.face_shape), dtype=np.uint8)
     latency = median_seconds(lambda: one_thread.predict_proba(crops[:1]), repeats * 20)
     all_threads = load_classifier(model)
     batch = median_seconds(lambda: all_threads.predict_proba(crops), max(3, repeats // 5))
-    return {"latency_ms": latency * 1000, "throughput_per_s": len(crops) / batch}
+    spec = one_thread.spec
+    return {
+        "latency_ms": latency * 1000,
+        "throughput_per_s": len(crops) / batch,
+        "input": f"{spec.size}x{spec.size} {'gray' if spec.channels == 1 else 'RGB'}",
+        "mmacs_per_face": None
+        if one_thread.macs is None
+        else one_thread.macs / 1e6,  # older exports: unknown
+    }
 
 
 def detect_figures(model: Path, video: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -239,17 +248,23 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def show(results: dict, console: Console) -> None:
     table = Table("figure", "PyTorch", "ONNX", "target", box=None)
+    table.add_row(
+        "classifier input", *(results[path]["input"] if path in results else "-" for path in PATHS), ""
+    )
     for key, label, target in (
+        ("mmacs_per_face", "classifier M MACs/face", ""),
         ("latency_ms", "classifier ms/face (batch 1, 1 thread)", "≤ 1 (ONNX)"),
         ("throughput_per_s", "classifier faces/s (batch 1024)", ""),
         ("fps", "detect FPS, 640x480 video", "≥ 30"),
         ("peak_mb", "detect peak memory, MB", "≤ 300 (ONNX)"),
     ):
-        table.add_row(
-            label, *(f"{results[path][key]:.2f}" if path in results else "-" for path in PATHS), target
-        )
+        table.add_row(label, *(_figure(results.get(path, {}).get(key)) for path in PATHS), target)
     table.add_row("face detector ms/frame (640x480)", f"{results['detector']['ms_per_frame']:.1f}", "", "")
     training = results["training"]
     table.add_row("training images/s: fit / ceiling", f"{training['fit_images_per_s']:.0f} / "

@@ -80,7 +80,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     check_writable(output_dir)
     model = load_checkpoint(cfg.ckpt_path)
-    datamodule = instantiate(cfg.data, augment=None)
+    # the faces at the size and colour the model reads, whatever data.size / data.channels say
+    datamodule = instantiate(cfg.data, augment=None, **model.spec.record())
     datamodule.setup("test")
     threshold = float(model.threshold)
     log.info("operating threshold %.4f (%s)", threshold, model.hparams.get("operating_point") or "default")

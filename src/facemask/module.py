@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 
 from facemask.errors import FacemaskError
 from facemask.evaluation.calibration import threshold_for
+from facemask.models.profile import count_macs
 from facemask.vision.crops import DEFAULT_MARGIN
 from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
@@ -143,6 +144,12 @@ class MaskClassifier(LightningModule):
     def spec(self) -> InputSpec:
         """The input size and channels the model reads (checkpoints before it was recorded: 28 / 1)."""
         return InputSpec.recorded(self.hparams.get("input_spec"))
+
+    @property
+    def macs_per_face(self) -> int:
+        """What scoring one face costs as deployed: the net's MACs at its input spec, twice with ``flip_tta``."""
+        passes = 2 if self.hparams.get("flip_tta") else 1
+        return passes * count_macs(self.net, (1, *self.spec.tensor_shape))
 
     @property
     def margin(self) -> float:

@@ -206,6 +206,7 @@ def test_bench_prints_and_saves_the_figures(tmp_path: Path) -> None:
     figures = json.loads(output.read_text())
     for path in ("torch", "onnx"):
         assert 0 < figures[path]["latency_ms"] < 100
+        assert figures[path]["input"] == "28x28 gray" and 1 < figures[path]["mmacs_per_face"] < 100
         assert figures[path]["throughput_per_s"] > 100
         assert 1 < figures[path]["fps"] < 1000 and figures[path]["faces_per_frame"] > 0.8
         assert 50 < figures[path]["peak_mb"] < 4000

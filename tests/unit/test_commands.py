@@ -35,6 +35,7 @@ def test_bench_measures_an_onnx_file_alone(
     assert cli.main(argv) == 0
     figures = json.loads(output.read_text())
     assert "torch" not in figures and figures["onnx"]["latency_ms"] > 0 and figures["onnx"]["peak_mb"] > 0
+    assert figures["onnx"]["mmacs_per_face"] > 0, "recorded in the ONNX metadata at export"
     err = capsys.readouterr().err
     assert f"note: {models['onnx']} is ONNX: the PyTorch figures need a checkpoint" in err
     fps_row = next(line for line in err.splitlines() if line.strip().startswith("detect FPS"))

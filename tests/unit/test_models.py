@@ -114,6 +114,24 @@ def test_vgg_pools_to_2x2(images: torch.Tensor) -> None:
     assert build_net("vgg16").forward_features(images).shape[-2:] == (2, 2)
 
 
+@pytest.mark.parametrize("size", [48, 56, 64])
+def test_vgg_strided_stem_takes_a_larger_face_at_about_the_cost_of_28_px(size: int) -> None:
+    """stem_stride=2 halves the face in the first conv: the same 2x2 map, MACs near 28 px's (the first conv
+    at full size adds a little), and the fc head sized for it."""
+    from facemask.models.profile import count_macs
+
+    at_28 = count_macs(vgg16(), (1, 1, 28, 28))
+    net = vgg16(in_chans=3, img_size=size, stem_stride=2)
+    faces = torch.rand(2, 3, size, size)
+    assert net.forward_features(faces).shape[-2:] == (2, 2) and net(faces).shape == (2, 2)
+    assert (
+        count_macs(net, (1, 3, size, size))
+        < 1.6 * at_28
+        < count_macs(vgg16(in_chans=3, img_size=size), (1, 3, size, size))
+    )
+    assert net.feature_info[0]["reduction"] == 2
+
+
 def test_mobilenet_width_mult_scales_params() -> None:
     sizes = [n_params(MobileNetV2Lite(width_mult=mult)) for mult in (0.5, 1.0, 1.5)]
     assert sizes == sorted(sizes)

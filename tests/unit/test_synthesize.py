@@ -26,6 +26,7 @@ from facemask.data.synthesize import (
 from facemask.errors import FacemaskError
 from facemask.vision.crops import FaceCropper
 from facemask.vision.images import ImageError
+from facemask.vision.spec import InputSpec
 from tests.synthetic import make_image_folder
 
 #: A face in a 200x240 photo: eyes, nose tip, mouth corners, and its box.
@@ -133,6 +134,38 @@ def test_synthesize_draws_per_face_and_reshades_seeded(tmp_path: Path) -> None:
     assert not np.array_equal(both[0], both[1]), "framed tighter than the whole photo"
     with pytest.raises(ValueError, match="unknown mask kinds/shades"):
         synthesize(paths, faces_, labels, shades=["glitter"])
+
+
+def test_synthesis_draws_at_the_input_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A colour model learns from colour masks: drawn at its spec, cached apart from the 28 px gray ones."""
+    monkeypatch.setattr(faces, "CenterFace", FixedFace)
+    root, photos = photo_dataset(tmp_path, per_class=5)
+    spec = InputSpec(40, 3)
+    face = FixedFace()(np.zeros(1))[0]
+    paths = sorted((photos / "WithoutMask").glob("*.jpg"))[:2]
+    drawn, labels = synthesize(paths, [face, face], [0, 0], margins=[None, 0.2], spec=spec)
+    assert drawn.shape == (4, 40, 40, 3) and labels.tolist() == [1] * 4
+    assert (drawn[..., 2].astype(int) - drawn[..., 0]).std() > 1, "the masks' colours are kept"
+    assert synthesize(paths, [None, None], [0, 0], spec=spec)[0].shape == (0, 40, 40, 3)
+    options = {"per_face": 1, "seed": 0}
+    made = {}
+    for size, channels in ((28, 1), (40, 3)):
+        datamodule = MaskDataModule(
+            str(root),
+            val_fraction=0.2,
+            extra_test_sets={},
+            synthetic=options,
+            photos=str(photos),
+            test_photos=str(photos),  # Test's stems are among the photos'
+            cache_dir=str(tmp_path / "cache"),
+            size=size,
+            channels=channels,
+        )
+        datamodule.setup("fit")
+        made[channels] = datamodule.sets["train"]
+    assert made[3].images.shape[1:] == (3, 40, 40) and made[1].images.shape[1:] == (1, 28, 28)
+    assert len(made[3]) == len(made[1]) == 8 + 4, "the same faces, a mask drawn on each bare one"
+    assert len(list((tmp_path / "cache").glob("synthetic-*.npy"))) == 2, "one cache per spec"
 
 
 def photo_dataset(tmp_path: Path, per_class: int = 10) -> tuple[Path, Path]:

@@ -131,13 +131,8 @@ class MaskDataModule(LightningDataModule):
         self.augment = augment
         self.spec = InputSpec(size, channels)
         synthetic = hp.synthetic or {}
-        if synthetic and self.spec != DEFAULT_SPEC:
-            raise FacemaskError(
-                f"data/synthetic draws masks at 28 px gray only so far, not at data.size={size}, "
-                f"data.channels={channels}: train without it (~data/synthetic)"
-            )
         options = {key: value for key, value in synthetic.items() if key != "real_faces"}
-        synthesis = Synthesis(options, cache_dir, photos) if synthetic else None
+        synthesis = Synthesis(options, cache_dir, photos, self.spec) if synthetic else None
         self.train_photos = TrainPhotos(
             photos, framing, margin, synthesis, cache_dir, skip_bad_files, balance, self.spec
         )

@@ -87,11 +87,12 @@ def spec_images(
 @dataclass(frozen=True)
 class Synthesis:
     """Masks (and, if asked, hands, beards, scarves) drawn on faces of full-size photos: the options of
-    ``data/synthetic`` less ``real_faces``; ``photos`` names the drawn images."""
+    ``data/synthetic`` less ``real_faces``; ``photos`` names the drawn images; faces at ``input_spec``."""
 
     options: Mapping[str, Any]
     cache_dir: str | None = None
     photos: str | None = None
+    input_spec: InputSpec = DEFAULT_SPEC
 
     def draw(
         self,
@@ -100,20 +101,21 @@ class Synthesis:
         labels: list[int],
         margins: list[float | None],
     ) -> ImageSet:
-        def draw() -> np.ndarray:  # one array for the cache: each row a flattened image and its label
-            images, new_labels = synthesize(paths, faces, labels, margins=margins, **self.options)
-            return np.concatenate(
-                [images.reshape(len(images), 28 * 28), new_labels[:, None].astype(np.uint8)], 1
-            )
+        spec = self.input_spec
+
+        def draw() -> np.ndarray:  # one array for the cache: each row a flattened face and its label
+            images, new_labels = synthesize(paths, faces, labels, margins=margins, spec=spec, **self.options)
+            flat = spec.channels_first(images).reshape(len(images), -1)
+            return np.concatenate([flat, new_labels[:, None].astype(np.uint8)], 1)
 
         key = [paths, labels, self.options, margins, VERSION, [face and face.box for face in faces]]
-        rows = cached(self.cache_dir, "synthetic", key, draw)
+        rows = cached(self.cache_dir, "synthetic", [*key, *spec_key(spec)], draw)
         new_labels = torch.from_numpy(rows[:, -1].astype(np.int64))
         info_once(
             "synthetic faces: %d with a mask, %d without", int(new_labels.sum()), int((new_labels == 0).sum())
         )
         return ImageSet(
-            torch.from_numpy(rows[:, :-1].reshape(-1, 1, 28, 28).copy()),
+            torch.from_numpy(rows[:, :-1].reshape(-1, *spec.tensor_shape).copy()),
             new_labels,
             [Path(self.photos or "") / "synthetic" / f"{i}.png" for i in range(len(rows))],
         )

@@ -4,7 +4,8 @@ Train's masks are one light-blue clip-art pasted on; real masks are black, blue,
 This draws surgical, cloth and N95-style masks in white, light, dark, coloured and printed shades on the
 full-size unmasked photos of the training part, lit by the photo's own light and rounded over the face,
 with pleats or a seam and ear loops; and re-shades the pasted clip-art of the masked ones in the same
-shades, keeping its folds. Each result is framed and converted to 28x28 like the rest of the training part.
+shades, keeping its folds. Each result is framed and converted to the model's input spec (28x28 gray for the
+dataset's models) like the rest of the training part.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from facemask.data.occluders import OCCLUDERS, draw_occluder, lower_face
 from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
 from facemask.vision.images import open_image
+from facemask.vision.spec import DEFAULT_SPEC, InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +220,9 @@ def synthesize(
     occluded: int = 0,
     seed: int = 0,
     margins: Sequence[float | None] = (None,),
+    spec: InputSpec = DEFAULT_SPEC,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 uint8 images (N, 28, 28) and their labels (N,): ``per_face`` new masks (WithMask) and
+    """uint8 faces (N, *spec.face_shape) and their labels (N,): ``per_face`` new masks (WithMask) and
     ``occluded`` hands, beards or scarves (WithoutMask) on each unmasked photo (label 0), ``reshaded``
     re-shaded copies of each pasted-mask photo (label 1); kind and shade drawn per image, framed by each of
     ``margins`` around the face (None: the whole photo). Photos without a face are left out."""
@@ -246,9 +249,9 @@ def synthesize(
                 shade = shades[rng.integers(len(shades))]
                 drawn.append((reshade(photo, region, shade, rng), POSITIVE_CLASS))
         for image, new_label in drawn:
-            images += [FaceCropper(margin=margin).crop(image, face) for margin in margins]
+            images += [FaceCropper(margin=margin, spec=spec).crop(image, face) for margin in margins]
             new_labels += [new_label] * len(margins)
     log.info("synthesised %d faces from %d photos", len(images), sum(p is not None for p in photos))
     if not images:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+        return spec.empty(), np.zeros(0, np.int64)
     return np.stack(images), np.array(new_labels, np.int64)

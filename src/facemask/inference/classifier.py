@@ -22,6 +22,7 @@ from facemask.vision.spec import InputSpec
 #: ONNX graph names and metadata keys, shared by export and loading.
 INPUT_NAME, OUTPUT_NAME = "images", "p_mask"
 THRESHOLD_KEY, CLASSES_KEY, MARGIN_KEY, SPEC_KEY = "threshold", "classes", "margin", "input"
+MACS_KEY = "macs_per_face"
 
 
 class Classifier(Protocol):
@@ -29,6 +30,7 @@ class Classifier(Protocol):
     classes: tuple[str, ...]
     margin: float  # the crop margin the model was trained with (vision.crops)
     spec: InputSpec  # the input size and channels the model was trained with (vision.spec)
+    macs: int | None  # multiply-accumulates to score one face (None: an export from before it was recorded)
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """P(WithMask) (N,) float32 for uint8 face crops (N, *spec.face_shape)."""
@@ -63,6 +65,7 @@ class OnnxClassifier:
         # exports from before the margin was recorded were all cut with the default
         self.margin = float(metadata.get(MARGIN_KEY, DEFAULT_MARGIN))
         self.spec = InputSpec.recorded(json.loads(metadata.get(SPEC_KEY, "{}")))
+        self.macs = int(metadata[MACS_KEY]) if MACS_KEY in metadata else None
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
@@ -86,6 +89,7 @@ class TorchClassifier:
         self.classes = CLASSES
         self.margin = self.model.margin
         self.spec = self.model.spec
+        self.macs = self.model.macs_per_face
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         import torch

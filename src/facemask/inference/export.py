@@ -23,6 +23,7 @@ from facemask.decision import is_mask
 from facemask.inference.classifier import (
     CLASSES_KEY,
     INPUT_NAME,
+    MACS_KEY,
     MARGIN_KEY,
     OUTPUT_NAME,
     SPEC_KEY,
@@ -76,6 +77,7 @@ def export_onnx(checkpoint: str | Path, output: str | Path) -> Path:
         CLASSES_KEY: json.dumps(list(CLASSES)),
         MARGIN_KEY: str(model.margin),
         SPEC_KEY: json.dumps(model.spec.record()),
+        MACS_KEY: str(model.macs_per_face),
         "preprocessing": preprocessing(model.spec),
         "source": str(checkpoint),
     }

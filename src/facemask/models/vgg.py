@@ -22,21 +22,26 @@ CFGS: dict[str, tuple[int | str, ...]] = {
 }
 
 
-def make_features(layers: Sequence[int | str], in_chans: int, batch_norm: bool) -> nn.Sequential:
-    """Stack conv(-BN)-ReLU units and max-pools from a VGG layer list.
+def make_features(
+    layers: Sequence[int | str], in_chans: int, batch_norm: bool, stem_stride: int = 1
+) -> nn.Sequential:
+    """Stack conv(-BN)-ReLU units and max-pools from a VGG layer list; the first conv strides by
+    ``stem_stride``.
 
     Pools use ceil_mode=True so that four of them take 28 px to 2 px (28->14->7->4->2)
     instead of flooring 7 to 3 and losing the image border.
     """
     modules: list[nn.Module] = []
-    channels = in_chans
+    channels, stride = in_chans, stem_stride
     for layer in layers:
         if layer == POOL:
             modules.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True))
             continue
         width = int(layer)
         # A conv bias right before BatchNorm is cancelled by the mean subtraction, so drop it.
-        modules.append(nn.Conv2d(channels, width, kernel_size=3, padding=1, bias=not batch_norm))
+        conv = nn.Conv2d(channels, width, kernel_size=3, stride=stride, padding=1, bias=not batch_norm)
+        modules.append(conv)
+        stride = 1
         if batch_norm:
             modules.append(nn.BatchNorm2d(width))
         modules.append(nn.ReLU(inplace=True))
@@ -60,7 +65,8 @@ class MiniVGG(FeaturesHead):
     The layer list should hold four "M" pools, not VGG's five: at 28 px a fifth pool would
     leave a 1x1 map, so the last conv block works on 2x2 and feeds the classifier directly.
     img_size is only used to size the first fc layer from the number of pools; width_mult scales every
-    conv width (rounded to a multiple of 4), for width sweeps.
+    conv width (rounded to a multiple of 4), for width sweeps. ``stem_stride`` 2 halves a larger face in the
+    first conv (48 -> 24, 56 -> 28), so that 48-64 px input costs about what 28 px does.
     """
 
     def __init__(
@@ -73,13 +79,14 @@ class MiniVGG(FeaturesHead):
         num_classes: int = 2,
         img_size: int = 28,
         width_mult: float = 1.0,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         layers = [layer if layer == POOL else make_divisible(int(layer) * width_mult, 4) for layer in layers]
-        self.features = make_features(layers, in_chans, batch_norm)
+        self.features = make_features(layers, in_chans, batch_norm, stem_stride)
         self.feature_info = stage_info(self.features, in_chans)
         self.num_features = [int(layer) for layer in layers if layer != POOL][-1]
-        side = feature_map_size(img_size, 2 ** sum(layer == POOL for layer in layers))
+        side = feature_map_size(img_size, stem_stride * 2 ** sum(layer == POOL for layer in layers))
         self.head = make_classifier(self.num_features * side * side, fc, num_classes, dropout)
         self.head_hidden_size = fc[-1] if fc else self.num_features * side * side
         self.apply(init_weights)
