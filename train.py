@@ -1,4 +1,4 @@
-"""``python train.py model=vgg19 ...``: see facemask.train and conf/train.yaml."""
+"""``python train.py model=vgg19 ...``: see facemask.train and src/facemask/conf/train.yaml."""
 
 from facemask.train import main
 

@@ -4,7 +4,8 @@ synthetic occluders and the minutes each run took.
 Each run folder is ``RUNS/<arm>_s<seed>/`` (``python train.py experiment=best ablation=ARM seed=S
 hydra.run.dir=RUNS/ARM_sS``). For every run the best checkpoint's hard-negative report (hand, scarf, beard over
 Test's bare faces, ``evaluation/hard_negatives.py``, as ``python -m facemask.evaluate`` writes it) goes to
-``<run>/robustness/``; minutes come from the first and last line of its train.log.
+``<run>/robustness/``; minutes come from the first and last line of its train.log; ms per face and detect FPS
+from ``<run>/bench.json`` where ``facemask bench`` saved it there.
 
     python scripts/ablation_table.py RUNS [--out RUNS/ablation.md]
 """
@@ -42,6 +43,8 @@ COLUMNS = {
     "beard_s3": "beard s3",
     "incorrect/mask_rate": "incorrect called masks",
     "val/threshold": "threshold",
+    "ms_per_face": "ms/face",
+    "detect_fps": "detect FPS",
     "minutes": "min",
 }
 STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+\]")
@@ -67,6 +70,15 @@ def occluder_rates(run: Path) -> dict[str, float]:
     return {f"{row['occluder']}_s3": row["false_mask_rate"] for row in rows if row["severity"] == 3}
 
 
+def bench_figures(run: Path) -> dict[str, float]:
+    """ONNX ms per face (one thread) and detect FPS at 640x480, where ``facemask bench`` saved them in the run
+    (``facemask bench <run>/checkpoints/epoch_NNN.ckpt --output <run>/bench.json``)."""
+    if not (run / "bench.json").is_file():
+        return {}
+    onnx = json.loads((run / "bench.json").read_text())["onnx"]
+    return {"ms_per_face": onnx["latency_ms"], "detect_fps": onnx["fps"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path)
@@ -81,6 +93,7 @@ def main() -> None:
                 "arm": arm,
                 **json.loads(metrics.read_text()),
                 **occluder_rates(run),
+                **bench_figures(run),
                 "minutes": minutes(run / "train.log"),
             }
         )

@@ -1,4 +1,4 @@
-"""Lightning callbacks of this project (the rest come from Lightning, configured in conf/callbacks/)."""
+"""Lightning callbacks of this project (the rest come from Lightning, configured in src/facemask/conf/callbacks/)."""
 
 from __future__ import annotations
 

@@ -533,12 +533,35 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+#: What ``pip install .`` leaves out (the ``train`` extra): a command that needs it says so in one line.
+TRAINING_PACKAGES = {
+    "torch",
+    "torchvision",
+    "lightning",
+    "torchmetrics",
+    "hydra",
+    "omegaconf",
+    "onnx",
+    "optuna",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
     except FacemaskError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in TRAINING_PACKAGES:
+            raise
+        command = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
+        print(
+            f"error: facemask {command} needs the training packages ({err.name} is not installed; this install runs "
+            "ONNX models only): pip install 'facemask[train]'",
+            file=sys.stderr,
+        )
         return 1
 
 

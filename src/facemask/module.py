@@ -74,7 +74,7 @@ class MaskClassifier(LightningModule):
     """Normalises [0, 1] images, runs ``net``, logs torchmetrics per stage (``callbacks`` draws their curves).
 
     ``net``, ``optimizer`` and ``scheduler`` arrive as Hydra configs (``_recursive_: false`` in
-    ``conf/model``) and are stored in the checkpoint's hyperparameters, so a checkpoint alone rebuilds
+    ``src/facemask/conf/model``) and are stored in the checkpoint's hyperparameters, so a checkpoint alone rebuilds
     the model: ``MaskClassifier.load_from_checkpoint(path)``. A ready ``nn.Module`` works too (tests).
     Normalisation lives in the model, not the data pipeline, so that exported models carry it; so does
     ``margin``, the crop margin around the detector's box its faces were cut with (``data.margin``), and

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +20,8 @@ from facemask.errors import FacemaskError
 SCORE_ORDER = ("acc", "precision", "recall", "f1", "auroc", "loss")
 
 
-def find_config_dir(candidates: Iterable[Path] | None = None) -> Path:
-    """``conf/`` of the source tree (an editable install, or a checkout on PYTHONPATH), else ``./conf`` (a
-    plain ``pip install .`` run from the project folder): the first that holds train.yaml."""
-    candidates = list(candidates or (Path(__file__).resolve().parents[2] / "conf", Path.cwd() / "conf"))
-    for candidate in candidates:
-        if (candidate / "train.yaml").is_file():
-            return candidate
-    raise FacemaskError(
-        f"Hydra configs not found (looked in: {', '.join(map(str, candidates))}); run from the project folder"
-    )
-
-
-def config_dir() -> str:
-    """What ``hydra.main(config_path=...)`` takes; an absent conf/ is left for Hydra to report."""
-    try:
-        return str(find_config_dir())
-    except FacemaskError:
-        return str(Path.cwd() / "conf")
-
-
-CONFIG_DIR = config_dir()
+#: The Hydra configs ship inside the package: every app composes them, from any folder, after any install.
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 # conf/paths: ${data_root:} and ${dataset:ROOT} resolve where the data is (facemask.data.root) for every app
 OmegaConf.register_new_resolver("data_root", lambda: str(find_data_root()), replace=True)
 OmegaConf.register_new_resolver("dataset", lambda root: str(dataset_of(root)), replace=True)

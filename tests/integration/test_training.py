@@ -13,13 +13,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from facemask.data.datamodule import pool_repeats
 from facemask.evaluation.tensorboard import read_scalars
+from facemask.runs import CONFIG_DIR
 from facemask.train import train
 from tests.cli import last_error_line, run_train
-from tests.conftest import ROOT, SHARED_DATA, SHARED_OVERRIDES, requires_shared
+from tests.conftest import SHARED_DATA, SHARED_OVERRIDES, requires_shared
 
 pytestmark = [pytest.mark.integration, requires_shared]
 
-MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+assert MODELS, f"no model configs in {CONFIG_DIR}/model"
 SCORES = ("acc", "precision", "recall", "f1", "auroc")
 DATA = SHARED_OVERRIDES
 

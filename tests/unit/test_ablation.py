@@ -1,4 +1,4 @@
-"""Issue 12's and issue 20's ablation arms compose to what each one claims, on top of experiment=best."""
+"""Issue 12's and issue 20's ablation arms, and issue 22's inputs, compose to what each one claims."""
 
 from __future__ import annotations
 
@@ -54,3 +54,29 @@ def test_each_crop_arm_adds_what_it_says(train_cfg, arm: str) -> None:
     assert data.val_weights == ("size" if arm == "issue12" else None), "issue 12 pooled every image alike"
     for spec in (data.real_crops or {}).values():
         assert spec.per_epoch > 0 and spec.repeat == 1, "large sources are drawn, not repeated"
+
+
+#: issue 22's input -> (size, channels, stem stride)
+INPUTS = {
+    "gray28": (28, 1, 1),
+    "rgb28": (28, 3, 1),
+    "gray48": (48, 1, 2),
+    "rgb48": (48, 3, 2),
+    "rgb64": (64, 3, 2),
+}
+
+
+@pytest.mark.parametrize("name", INPUTS)
+@pytest.mark.parametrize("model", ["vgg16", "xception", "mobilenetv2"])
+def test_each_input_sets_the_spec_and_the_stem_of_any_family(train_cfg, name: str, model: str) -> None:
+    cfg = train_cfg(f"model={model}", f"input={name}")
+    assert (cfg.data.size, cfg.data.channels, cfg.model.net.stem_stride) == INPUTS[name]
+    assert cfg.data.augment.colour_p > 0, "one preset: its colour ops act on RGB batches only"
+
+
+def test_the_bank_reads_64_px_colour_and_issue_20s_input_is_one_override(train_cfg) -> None:
+    best = train_cfg("experiment=best")
+    assert (best.data.size, best.data.channels, best.model.net.stem_stride) == INPUTS["rgb64"]
+    issue20 = train_cfg("experiment=best", "input=gray28")
+    assert (issue20.data.size, issue20.data.channels, issue20.model.net.stem_stride) == INPUTS["gray28"]
+    assert issue20.data.real_crops == best.data.real_crops and issue20.model.optimizer == best.model.optimizer

@@ -87,3 +87,27 @@ def test_one_decision_rule() -> None:
             ):
                 rule_like.append(f"{path.relative_to(PACKAGE)}: {ast.unparse(node)}")
     assert rule_like == ["decision.py: p > threshold"]
+
+
+def test_every_package_the_code_imports_is_declared() -> None:
+    """A fresh `pip install .` (or `.[train]`) has every package the code imports, not only what happens to
+    arrive with another one."""
+    import importlib.metadata
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["train"]
+    declared = {re.split(r"[<>=~!\[; ]", r)[0].lower().replace("_", "-") for r in requirements}
+    distributions = importlib.metadata.packages_distributions()
+    imported = (
+        {name.split(".")[0] for path in PACKAGE.rglob("*.py") for name in imported_modules(path)}
+        - set(sys.stdlib_module_names)
+        - {"facemask"}
+    )
+    undeclared = {
+        name
+        for name in imported
+        if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & declared
+    }
+    assert not undeclared, f"imported but not in pyproject's dependencies: {sorted(undeclared)}"

@@ -17,6 +17,7 @@ from facemask.inference.classifier import load_classifier
 from facemask.inference.predict import FULL_PHOTO_PX, image_files, predict_files
 from facemask.inference.realtime import open_source, run_detection
 from facemask.vision.crops import FaceCropper
+from tests.cli import run_facemask
 from tests.synthetic import make_image_folder
 from tests.unit.test_inference import CentreFace, write_video
 
@@ -130,3 +131,15 @@ def test_export_without_the_dataset_checks_on_generated_images(
     )
     assert cli.main(["export", str(models["ckpt"]), "--data", str(tmp_path / "nowhere")]) == 1
     assert "error: dataset not found at" in capsys.readouterr().err
+
+
+def test_a_training_command_in_the_light_install_says_what_to_install(tmp_path: Path) -> None:
+    """`pip install .` has no torch: the ONNX commands run, the rest name the extra in one line."""
+    model = tmp_path / "m.ckpt"
+    model.write_bytes(b"")
+    result = run_facemask("export", str(model), without_torch=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: facemask export needs the training packages (torch is not installed; this install runs ONNX "
+        "models only): pip install 'facemask[train]'"
+    )

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from facemask import runs
 from facemask.evaluation.gradcam import default_layer, grad_cam, gradcam_figure
 from facemask.models import mobilenet
 from facemask.models.layers import FeaturesHead, stage_info
@@ -23,7 +24,7 @@ from facemask.models.vgg import MiniVGG
 from facemask.module import MaskClassifier
 from tests.synthetic import face
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+CONFIG_DIR = Path(runs.CONFIG_DIR) / "model"
 MODEL_CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 

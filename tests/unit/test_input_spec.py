@@ -167,6 +167,34 @@ def test_serve_and_calibrate_read_the_spec(colour: dict[str, Path], monkeypatch:
     assert calibration.faces == 12 and load_classifier(written).spec == SPEC
 
 
+def test_evaluate_scores_at_the_checkpoints_spec(colour: dict[str, Path], train_cfg) -> None:
+    """``python -m facemask.evaluate ckpt_path=<a 48 px colour model>`` with data.size left at 28: the data
+    module is made at the spec the checkpoint records, else the model would be fed 28 px gray."""
+    from facemask.evaluate import evaluate
+
+    root = colour["root"]
+    cfg = train_cfg(
+        f"ckpt_path={colour['ckpt']}",
+        f"data.root={root / 'data'}",
+        f"data.photos={colour['photos'] / 'train'}",
+        f"data.test_photos={colour['photos'] / 'test'}",
+        "data.val_fraction=0.25",
+        "data.extra_test_sets={}",
+        "data.detected_test_sets={}",
+        "data.mask_rate_sets={}",
+        f"data.cache_dir={root / 'cache'}",
+        "gradcam_images=4",
+        config="eval.yaml",
+    )
+    assert cfg.data.size == 28 and cfg.data.channels == 1
+    metrics = evaluate(cfg)
+    assert 0 <= metrics["test/acc"] <= 1 and 0 <= metrics["val/auroc"] <= 1
+    assert 0 <= metrics["test/false_mask_rate/hand"] <= 1, "the occluder report, on colour faces"
+    figures = Path(cfg.paths.output_dir)
+    assert (figures / "figures" / "gradcam.png").is_file()
+    assert (figures / "robustness" / "hard_negatives_examples.png").is_file()
+
+
 def test_a_net_without_in_chans_cannot_take_colour() -> None:
     linear = {"_target_": "torch.nn.Linear", "in_features": 4, "out_features": 2}
     with pytest.raises(FacemaskError, match="takes no in_chans: it cannot read 3x48 px input"):

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from facemask import runs
 from facemask.errors import FacemaskError
 from facemask.models import mobilenet
 from facemask.models.layers import FeaturesHead
@@ -19,7 +20,7 @@ from facemask.models.mobilenet import MobileNetV2Lite
 from facemask.models.vgg import CFGS, MiniVGG, vgg16, vgg19
 from facemask.models.xception import Block, XceptionLite
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+CONFIG_DIR = Path(runs.CONFIG_DIR) / "model"
 MODEL_CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 

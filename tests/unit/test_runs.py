@@ -8,20 +8,23 @@ from pathlib import Path
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
+import facemask
 from facemask.errors import FacemaskError
 from facemask.evaluation.tensorboard import read_scalars
-from facemask.runs import CONFIG_DIR, add_scalars, check_writable, find_config_dir, write_metrics, write_table
+from facemask.runs import CONFIG_DIR, add_scalars, check_writable, write_metrics, write_table
 
 
-def test_the_config_dir_is_the_first_holding_train_yaml(tmp_path: Path) -> None:
-    (tmp_path / "installed" / "conf").mkdir(parents=True)
-    (tmp_path / "checkout" / "conf").mkdir(parents=True)
-    (tmp_path / "checkout" / "conf" / "train.yaml").write_text("seed: 0\n")
-    candidates = [tmp_path / "installed" / "conf", tmp_path / "checkout" / "conf"]
-    assert find_config_dir(candidates) == tmp_path / "checkout" / "conf"
-    with pytest.raises(FacemaskError, match=r"Hydra configs not found \(looked in: .*installed/conf"):
-        find_config_dir(candidates[:1])
-    assert (Path(CONFIG_DIR) / "train.yaml").is_file(), "this checkout's conf/"
+def test_the_configs_ship_inside_the_package() -> None:
+    """Every Hydra app composes the package's own conf/, and pyproject ships every file of it (a plain
+    ``pip install .`` runs ``python -m facemask.train`` from any folder; .ci/run checks that install)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    package = Path(facemask.__file__).resolve().parent
+    assert Path(CONFIG_DIR) == package / "conf" and (package / "conf" / "train.yaml").is_file()
+    pyproject = tomllib.loads((package.parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["facemask"]
+    shipped = {path for pattern in patterns for path in package.glob(pattern) if path.is_file()}
+    configs = {path for path in (package / "conf").rglob("*") if path.is_file()}
+    assert configs and configs <= shipped, sorted(configs - shipped)[:3]
 
 
 def test_records_land_in_the_run_folder_and_tensorboard(tmp_path: Path) -> None:

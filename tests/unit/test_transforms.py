@@ -9,10 +9,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from facemask import runs
 from facemask.data.transforms import BatchAugment, augmentation_sheet
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "conf/data/augment"
-PRESETS = ["none", "light", "strong", "colour"]
+PRESET_DIR = Path(runs.CONFIG_DIR) / "data" / "augment"
+PRESETS = ["none", "light", "strong"]
 
 # Each op alone, switched fully on, with ranges wide enough that the effect is always visible.
 OPS: dict[str, dict[str, Any]] = {
@@ -199,3 +200,21 @@ def test_colour_ops_on_colour_images_and_gray_ones_untouched() -> None:
     assert torch.equal(BatchAugment(colour_p=1.0, hue=0.2, saturation=(0.5, 1.5), gray_p=1.0)(one), one)
     with pytest.raises(ValueError, match="hue"):
         BatchAugment(hue=0.7)
+
+
+def test_colour_ops_leave_a_gray_models_random_stream_as_it_was() -> None:
+    """strong carries the colour ops for colour models; on a gray batch they draw nothing, so gray training
+    with strong is what it was before they existed (same seed, same augmented images)."""
+    preset = OmegaConf.to_container(OmegaConf.load(PRESET_DIR / "strong.yaml"))
+    preset.pop("_target_")
+    assert preset["colour_p"] > 0 and preset["gray_p"] > 0
+    without = {
+        key: value for key, value in preset.items() if key not in ("colour_p", "saturation", "hue", "gray_p")
+    }
+    gray = _images(16, channels=1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        with_colour_ops = BatchAugment(**preset)(gray)
+        torch.manual_seed(0)
+        before = BatchAugment(**without)(gray)
+    assert torch.equal(with_colour_ops, before)

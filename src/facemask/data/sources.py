@@ -105,7 +105,7 @@ class Synthesis:
 
         def draw() -> np.ndarray:  # one array for the cache: each row a flattened face and its label
             images, new_labels = synthesize(paths, faces, labels, margins=margins, spec=spec, **self.options)
-            flat = spec.channels_first(images).reshape(len(images), -1)
+            flat = spec.channels_first(images).reshape(len(images), int(np.prod(spec.tensor_shape)))
             return np.concatenate([flat, new_labels[:, None].astype(np.uint8)], 1)
 
         key = [paths, labels, self.options, margins, VERSION, [face and face.box for face in faces]]

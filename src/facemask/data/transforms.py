@@ -21,6 +21,8 @@ Range = tuple[float, float]
 Op = Callable[[Tensor, Tensor], Tensor]
 
 
+#: The ops that act on RGB batches only.
+COLOUR_OPS = ("colour", "gray")
 #: ITU-R BT.601 luma, PIL's convert("L") weights; and RGB -> YIQ, whose I/Q plane a hue turn rotates.
 LUMA = torch.tensor([0.299, 0.587, 0.114])
 YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -189,9 +191,11 @@ class BatchAugment(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        """Augment a float batch (N, C, H, W) in [0, 1]; same shape and dtype, clamped to [0, 1]."""
-        for _, p, op in self._pipeline():
-            if p > 0:
+        """Augment a float batch (N, C, H, W) in [0, 1]; same shape and dtype, clamped to [0, 1]. The colour
+        ops skip a gray batch without drawing a coin: one preset serves gray and colour models, and a gray
+        model's random stream is what it was before they existed."""
+        for name, p, op in self._pipeline():
+            if p > 0 and (x.shape[1] == 3 or name not in COLOUR_OPS):
                 x = op(x, _coin(x.shape[0], p, x))
         return x.clamp(0.0, 1.0)
 

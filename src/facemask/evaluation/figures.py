@@ -9,10 +9,16 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
 from facemask.evaluation.calibration import expected_calibration_error, reliability_bins
+
+
+def picture(image: torch.Tensor) -> np.ndarray:
+    """A (channels, H, W) face in [0, 1] as imshow takes it: (H, W) gray (with cmap="gray") or (H, W, 3) RGB."""
+    return (image[0] if image.shape[0] == 1 else image.permute(1, 2, 0)).numpy()
 
 
 def confusion_matrix_figure(matrix: torch.Tensor, classes: Sequence[str]) -> Figure:

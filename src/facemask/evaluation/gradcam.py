@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from facemask.data.folder import CLASSES
 from facemask.decision import is_mask
+from facemask.evaluation.figures import picture
 from facemask.models.layers import feature_map_size
 
 
@@ -107,7 +108,7 @@ def gradcam_figure(
         ax.axis("off")
     sheet = zip(axes.flat[: len(images)], images, cams, labels, predicted, probs, strict=True)
     for ax, image, cam, label, pred, prob in sheet:
-        ax.imshow(image.reshape(cam.shape).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(picture(image), cmap="gray", vmin=0, vmax=1)
         ax.imshow(cam.numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
         color = "black" if label == pred else "red"
         ax.set_title(f"{CLASSES[label]} /\n{CLASSES[pred]} p={prob:.2f}", fontsize=7, color=color)

@@ -36,6 +36,7 @@ from torchvision.utils import make_grid
 from facemask.data.folder import CLASSES
 from facemask.evaluation.batches import predict_in_batches
 from facemask.evaluation.calibration import operating_point
+from facemask.evaluation.figures import picture
 from facemask.evaluation.tables import markdown_table, write_csv
 
 log = logging.getLogger(__name__)
@@ -366,8 +367,10 @@ def examples_figure(sheets: dict[str, Tensor], titles: Sequence[str], pad: int =
     )
     for k, (ax, title) in enumerate(zip(axes[0], titles, strict=True)):
         tiles = torch.cat([sheets[name][k] for name in names])  # (rows x 6, C, H, W)
-        grid = make_grid(tiles, nrow=6, padding=pad, pad_value=1.0)
-        ax.imshow(grid[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        grid = make_grid(
+            tiles, nrow=6, padding=pad, pad_value=1.0
+        )  # gray tiles come back as 3 equal channels
+        ax.imshow(picture(grid), vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_xticks([pad + (w + pad) * col + w / 2 for col in range(6)], ["clean", *map(str, SEVERITIES)])
         ax.set_yticks([pad + (h + pad) * row + h / 2 for row in range(len(names))], names if k == 0 else [])
         ax.tick_params(length=0)

@@ -79,7 +79,7 @@ def swept_overrides(overrides: list[str]) -> list[str]:
 
 
 class SweepSummary(Callback):
-    """Hydra callback (conf/hydra/default.yaml) that writes the summary when a multirun ends."""
+    """Hydra callback (src/facemask/conf/hydra/default.yaml) that writes the summary when a multirun ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -62,13 +62,14 @@ class Block(nn.Module):
         return self.rep(x) + self.skip(x)
 
 
-def stem(in_chans: int, widths: Sequence[int]) -> list[nn.Module]:
-    """Plain 3x3 conv-BN-ReLU units at stride 1 (the original's first has stride 2): 28 px has none to spare."""
+def stem(in_chans: int, widths: Sequence[int], stride: int = 1) -> list[nn.Module]:
+    """Plain 3x3 conv-BN-ReLU units, the first at ``stride`` (the original's has stride 2; 28 px has none to
+    spare, a 48-64 px face does)."""
     layers: list[nn.Module] = []
     for width in widths:
-        conv = nn.Conv2d(in_chans, width, kernel_size=3, padding=1, bias=False)
+        conv = nn.Conv2d(in_chans, width, kernel_size=3, stride=stride, padding=1, bias=False)
         layers += [conv, nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-        in_chans = width
+        in_chans, stride = width, 1
     return layers
 
 
@@ -97,6 +98,7 @@ class XceptionLite(FeaturesHead):
     middle_repeats: identity-residual blocks of 3 separable convs at the last entry width.
     exit_widths: the exit block's output width, then one widening SeparableConv-BN-ReLU per further width.
     width_mult: scales every width (rounded to a multiple of 4), for width sweeps.
+    stem_stride: 2 halves a 48-64 px face in the first conv, at about the cost of 28 px.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class XceptionLite(FeaturesHead):
         in_chans: int = 1,
         num_classes: int = 2,
         width_mult: float = 1.0,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         stem_widths, entry_widths, exit_widths = (
@@ -117,7 +120,7 @@ class XceptionLite(FeaturesHead):
         )
         width = entry_widths[-1]
         self.features = nn.Sequential(
-            *stem(in_chans, stem_widths),
+            *stem(in_chans, stem_widths, stem_stride),
             *entry_flow(stem_widths[-1], entry_widths),
             *[Block(width, width, reps=3) for _ in range(middle_repeats)],  # middle flow
             *exit_flow(width, exit_widths),
