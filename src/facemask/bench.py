@@ -91,9 +91,8 @@ def classifier_figures(model: Path, repeats: int) -> dict[str, float]:
         "latency_ms": latency * 1000,
         "throughput_per_s": len(crops) / batch,
         "input": f"{spec.size}x{spec.size} {'gray' if spec.channels == 1 else 'RGB'}",
-        "mmacs_per_face": None
-        if one_thread.macs is None
-        else one_thread.macs / 1e6,  # older exports: unknown
+        # None for exports from before the count was recorded
+        "mmacs_per_face": None if one_thread.macs is None else one_thread.macs / 1e6,
     }
 
 

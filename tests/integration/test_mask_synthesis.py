@@ -43,7 +43,7 @@ def test_pasted_masks_are_reshaded_in_place() -> None:
 
 @pytest.mark.slow
 def test_ablation_command_on_small_settings(tmp_path: Path) -> None:
-    """Two arms of issue 7's `python train.py -m experiment=best input=gray28 ablation=... seed=...` (its 28x28 gray
+    """Two arms of issue 7's `python train.py -m experiment=best ablation=... seed=...` (they pin its 28x28 gray
     input; 64 px would re-make every Train image from a photo, and 12 a class are linked here), 1 epoch."""
     photos = tmp_path / "photos"
     for folder in ("WithMask", "WithoutMask"):
@@ -52,7 +52,7 @@ def test_ablation_command_on_small_settings(tmp_path: Path) -> None:
             (photos / folder / path.name).symlink_to(path)
     sweep = tmp_path / "sweep"
     result = run_train(
-        "-m", "experiment=best", "input=gray28", "ablation=baseline,all", "seed=0", "trainer.max_epochs=1",
+        "-m", "experiment=best", "ablation=baseline,all", "seed=0", "trainer.max_epochs=1",
         "model.net.width_mult=0.5", f"data.photos={photos}", f"paths.log_dir={tmp_path}",
         f"hydra.sweep.dir={sweep}", *SHARED_OVERRIDES,
     )  # fmt: skip

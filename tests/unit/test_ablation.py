@@ -33,6 +33,7 @@ def test_each_arm_changes_what_it_says(train_cfg, arm: str) -> None:
         assert (data.real_margins, data.real_repeat) == (margins, repeat)
     assert dict(cfg.operating_point) == rule
     assert data.synthetic.occluded == occluded and data.framing == "both"
+    assert (data.size, data.channels) == (28, 1), "measured at the 28x28 gray input: pinned"
 
 
 #: issue 20's arm -> (real crop sources, validation sets beside the split, synthetic occluders)
@@ -52,6 +53,7 @@ def test_each_crop_arm_adds_what_it_says(train_cfg, arm: str) -> None:
     assert list(data.real_crops or {}) == crops and list(data.val_sets) == val_sets
     assert list(data.real_photos) == ["realmasks"] and data.synthetic.occluded == occluded
     assert data.val_weights == ("size" if arm == "issue12" else None), "issue 12 pooled every image alike"
+    assert (data.size, data.channels) == (28, 1), "measured at the 28x28 gray input: pinned"
     for spec in (data.real_crops or {}).values():
         assert spec.per_epoch > 0 and spec.repeat == 1, "large sources are drawn, not repeated"
 

@@ -367,9 +367,8 @@ def examples_figure(sheets: dict[str, Tensor], titles: Sequence[str], pad: int =
     )
     for k, (ax, title) in enumerate(zip(axes[0], titles, strict=True)):
         tiles = torch.cat([sheets[name][k] for name in names])  # (rows x 6, C, H, W)
-        grid = make_grid(
-            tiles, nrow=6, padding=pad, pad_value=1.0
-        )  # gray tiles come back as 3 equal channels
+        # gray tiles come back as 3 equal channels
+        grid = make_grid(tiles, nrow=6, padding=pad, pad_value=1.0)
         ax.imshow(picture(grid), vmin=0.0, vmax=1.0, interpolation="nearest")
         ax.set_xticks([pad + (w + pad) * col + w / 2 for col in range(6)], ["clean", *map(str, SEVERITIES)])
         ax.set_yticks([pad + (h + pad) * row + h / 2 for row in range(len(names))], names if k == 0 else [])

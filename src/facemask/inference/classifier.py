@@ -89,7 +89,11 @@ class TorchClassifier:
         self.classes = CLASSES
         self.margin = self.model.margin
         self.spec = self.model.spec
-        self.macs = self.model.macs_per_face
+
+    @property
+    def macs(self) -> int:
+        """Counted when asked (one traced forward pass), not at every load: only bench reads it."""
+        return self.model.macs_per_face
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         import torch
