@@ -2,7 +2,8 @@
 
 Classifier latency (batch 1, one thread) and throughput (large batch, all threads), detector time per
 640x480 frame, end-to-end FPS and peak memory of ``facemask detect`` on a 640x480 video, for the
-PyTorch and the ONNX paths; and training throughput of the default model against its compute ceiling.
+PyTorch and the ONNX paths; FPS per camera with 1 and 2 cameras at once; and training throughput of the
+default model against its compute ceiling.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from rich.table import Table
 
 from facemask.data.root import find_data_root
 from facemask.errors import FacemaskError
-from facemask.inference.classifier import load_classifier
-from facemask.inference.realtime import open_source
+from facemask.inference.classifier import load_classifier, model_cropper
+from facemask.inference.sources import open_source
 from facemask.progress import status
 from facemask.vision.faces import CenterFace
 from facemask.vision.images import IMAGE_SUFFIXES, load_frame
@@ -113,6 +114,40 @@ def detect_figures(model: Path, video: Path, args: argparse.Namespace) -> dict[s
         "people": sum(summary["people"].values()),
         "peak_mb": float(done.stdout),
     }
+
+
+def cameras_figures(model: Path, video: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Frames a second per camera when one ``serve`` reads 1 or 2 cameras (one inference thread for them all,
+    frames taken as fast as they come), and when 2 ``detect`` processes run side by side (detect's recipe for
+    more cameras: a process each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facemask.web.entrance import Entrance
+
+    classifier = load_classifier(model, args.threads)
+    cropper = model_cropper(classifier, model, args.detector_width, args.min_score, args.margin)
+    figures = {}
+    for cameras in (1, 2):
+        entrance, worker = Entrance(classifier, cropper), ThreadPoolExecutor(1)
+        for index in range(cameras):
+            source = open_source(str(video))
+            source.live = True  # as a camera: no pacing at the file's frame rate
+            entrance.add_camera(f"camera-{index}", source, video.name)
+        start = time.perf_counter()
+        entrance.start(worker)
+        for door in entrance.doors.values():
+            door.thread.join()
+        seconds = time.perf_counter() - start
+        frames = [door.session.frames for door in entrance.doors.values()]
+        entrance.close(worker)
+        figures[f"serve_{cameras}_camera_fps"] = statistics.mean(frames) / seconds
+    margin = ["--margin", str(args.margin)] if args.margin is not None else []
+    command = [sys.executable, "-m", "facemask.cli", "detect", str(model), "--source", str(video),
+               "--detector-width", str(args.detector_width), "--min-score", str(args.min_score), *margin]  # fmt: skip
+    processes = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    summaries = [json.loads(process.communicate()[1].strip().splitlines()[-1]) for process in processes]
+    figures["detect_2_processes_fps"] = statistics.mean(summary["fps"] for summary in summaries)
+    return figures
 
 
 def compose_train(output_dir: Path, *overrides: str):
@@ -234,6 +269,8 @@ def run_bench(args: argparse.Namespace, progress: bool = False) -> dict:
         for name, path in paths.items():
             with status(f"classifier and detect pipeline, {name}", progress):
                 results[name] = classifier_figures(path, repeats) | detect_figures(path, video, args)
+        with status("1 and 2 cameras at once (ONNX)", progress):
+            results["cameras"] = cameras_figures(paths["onnx"], video, args)
         with status("training throughput of the default model", progress):
             results["training"] = training_figures(folder, 1 if args.quick else 4)
     results["machine"] = {"cpus": _cpu_count(), "model": str(args.model or "default (untrained)")}
@@ -265,6 +302,13 @@ def show(results: dict, console: Console) -> None:
     ):
         table.add_row(label, *(_figure(results.get(path, {}).get(key)) for path in PATHS), target)
     table.add_row("face detector ms/frame (640x480)", f"{results['detector']['ms_per_frame']:.1f}", "", "")
+    cameras = results["cameras"]
+    for key, label in (
+        ("serve_1_camera_fps", "serve, 1 camera: FPS"),
+        ("serve_2_camera_fps", "serve, 2 cameras: FPS per camera"),
+        ("detect_2_processes_fps", "2 detect processes: FPS each"),
+    ):
+        table.add_row(label, "", _figure(cameras[key]), "")
     training = results["training"]
     table.add_row("training images/s: fit / ceiling", f"{training['fit_images_per_s']:.0f} / "
                   f"{training['ceiling_images_per_s']:.0f} = {training['ratio']:.0%}", "", "≥ 85%")  # fmt: skip

@@ -51,12 +51,9 @@ def add_margin_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
 
 def make_cropper(args: argparse.Namespace, classifier):
     """The face detector, with the model's own crop margin (or the --margin override) and input spec."""
-    from facemask.inference.classifier import crop_margin
-    from facemask.vision.crops import FaceCropper
-    from facemask.vision.faces import CenterFace
+    from facemask.inference.classifier import model_cropper
 
-    detector = CenterFace(input_width=args.detector_width, score_threshold=args.min_score)
-    return FaceCropper(detector, crop_margin(classifier, args.margin, args.model), classifier.spec)
+    return model_cropper(classifier, args.model, args.detector_width, args.min_score, args.margin)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -86,41 +83,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    import contextlib
     import json
 
     from facemask.inference.classifier import load_classifier
-    from facemask.inference.realtime import open_source, run_detection
+    from facemask.inference.logfiles import JsonLines
+    from facemask.inference.realtime import run_detection
+    from facemask.inference.session import CameraSession
+    from facemask.inference.sources import open_source
+    from facemask.inference.streams import redact
 
-    check_tracking_options(args)
+    options = people_options(args)  # first: bad flags fail before anything opens
     classifier = load_classifier(args.model, args.threads)
     cropper = make_cropper(args, classifier)
     source = open_source(args.source)
     output = Path(args.output) if args.output else None
     log_path = Path(args.log) if args.log else beside_output(output, "jsonl", "detections.jsonl")
     events_path = Path(args.events) if args.events else beside_output(output, "events.jsonl", "events.jsonl")
-    tracker = make_tracker(args, classifier, source.fps or 30.0) if source.is_video else None
-    for path in (log_path, events_path):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        open(log_path, "w") if log_path else contextlib.nullcontext() as log,
-        open(events_path, "w") if events_path and tracker else contextlib.nullcontext() as events_log,
-    ):
-        events = make_event_sink(args, events_log) if tracker else None
-        summary = run_detection(
-            source,
-            cropper,
-            classifier,
-            output,
-            log,
-            args.show,
-            args.max_frames,
-            progress=sys.stderr.isatty(),
-            tracker=tracker,
-            events=events,
-            blurred=args.blur,
-        )
+    people = options if source.is_video else None  # images and folders: faces, no people
+    session = CameraSession(
+        args.camera or redact(args.source),
+        cropper,
+        classifier,
+        people,
+        make_event_sink(args, events_path if people else None) if people else None,
+        source.fps or 30.0,
+        args.blur,
+    )
+    log = JsonLines(log_path, args.rotate_mb) if log_path else None
+    summary = run_detection(
+        source, session, output, log, args.show, args.max_frames, progress=sys.stderr.isatty()
+    )
     ending = "interrupted" if summary.interrupted else "done"
     report = {
         "status": ending,
@@ -152,98 +144,143 @@ def check_port(host: str, port: int) -> None:
 
 def beside_output(output: Path | None, suffix: str, name: str) -> Path | None:
     """``out.SUFFIX`` beside a video output, ``out/NAME`` in a folder output, None without one."""
-    from facemask.inference.realtime import VIDEO_SUFFIXES
+    from facemask.inference.sources import VIDEO_SUFFIXES
 
     if output is None:
         return None
     return output.with_suffix(f".{suffix}") if output.suffix.lower() in VIDEO_SUFFIXES else output / name
 
 
-def check_tracking_options(args: argparse.Namespace) -> None:
-    if args.vote_frames < 1:
-        raise FacemaskError(f"--vote-frames {args.vote_frames}: needs at least 1 frame")
-    if not 0 <= args.hysteresis < 0.5:
-        raise FacemaskError(f"--hysteresis {args.hysteresis}: a margin of P(mask), 0 to 0.5")
-    if args.event_after is not None and args.event_after < 1:
-        raise FacemaskError(f"--event-after {args.event_after}: needs at least 1 frame")
-    if args.track_patience < 0:
-        raise FacemaskError(f"--track-patience {args.track_patience}: frames, 0 or more")
+def people_options(args: argparse.Namespace):
+    """The flags of ``add_people_options`` as the pipeline's options, checked (with the webhook's URL)."""
+    from facemask.inference.events import check_url
+    from facemask.inference.tracking import PeopleOptions
+
     if args.webhook:  # before the log and events files are opened
-        from facemask.inference.events import check_url
-
         check_url(args.webhook)
+    if args.rotate_mb is not None and args.rotate_mb <= 0:
+        raise FacemaskError(f"--rotate-mb {args.rotate_mb}: a size in MB, more than 0")
+    after = None if args.event_after == 0 else args.event_after
+    return PeopleOptions(args.vote_frames, args.hysteresis, args.track_patience, after)
 
 
-def make_tracker(args: argparse.Namespace, classifier, fps: float):
-    from facemask.inference.tracking import PersonTracker
-
-    return PersonTracker(
-        classifier.threshold,
-        classifier.classes,
-        args.vote_frames,
-        args.hysteresis,
-        args.event_after,
-        fps,
-        args.track_patience,
-    )
-
-
-def make_event_sink(args: argparse.Namespace, log):
+def make_event_sink(args: argparse.Namespace, events_path: Path | None):
     from facemask.inference.events import EventSink, Webhook
+    from facemask.inference.logfiles import JsonLines
 
-    return EventSink(log, Webhook(args.webhook) if args.webhook else None, args.blur)
+    log = JsonLines(events_path, args.rotate_mb) if events_path else None
+    return EventSink(log, Webhook(args.webhook) if args.webhook else None)
 
 
-def add_tracking_options(parser: argparse.ArgumentParser) -> None:
-    """detect's people (videos and cameras): tracks, the vote over their frames, their events."""
-    group = parser.add_argument_group("people (videos and cameras)")
+def add_people_options(parser: argparse.ArgumentParser) -> None:
+    """People at a camera (detect's videos and cameras, serve's cameras): tracks, the vote over their frames,
+    their events. The defaults are ``PeopleOptions``'."""
+    from dataclasses import fields
+
+    from facemask.inference.tracking import PeopleOptions
+
+    default = {f.name: f.default for f in fields(PeopleOptions)}
+    group = parser.add_argument_group("people at a camera")
     group.add_argument(
         "--vote-frames",
         type=int,
-        default=15,
+        default=default["vote_frames"],
         help="a person's label: the mean P(mask) of its last N frames (default %(default)s)",
     )
     group.add_argument(
         "--hysteresis",
         type=float,
-        default=0.05,
+        default=default["hysteresis"],
         help="a person's label flips only when that mean is this far past the threshold (default %(default)s)",
     )
     group.add_argument(
         "--track-patience",
-        type=int,
-        default=30,
-        help="frames (at 30 FPS) a person may go unseen before the track ends (default %(default)s)",
+        type=float,
+        default=default["patience"],
+        metavar="SECONDS",
+        help="how long a person may go unseen before the track ends (default %(default)s)",
     )
     group.add_argument(
         "--event-after",
-        type=int,
-        default=60,
-        help="a person's event when its track ends or after N frames seen, whichever first (default %(default)s)",
+        type=float,
+        default=default["event_after"],
+        metavar="SECONDS",
+        help="a person's event when its track ends or after this long in view, whichever first; 0: at the "
+        "track's end only (default %(default)s)",
     )
-    group.add_argument("--events", help="JSON-lines file of people's events (default: beside --output)")
+    group.add_argument("--events", help="JSON-lines file of people's events")
     group.add_argument("--webhook", help="also POST each event as JSON to this URL (in the background)")
+    group.add_argument(
+        "--rotate-mb",
+        type=float,
+        default=100.0,
+        help="roll the log and events files over at this size, keeping 5 old ones (default %(default)s)",
+    )
+
+
+def parse_cameras(specs: list[str]) -> list[tuple[str, str]]:
+    """``NAME=SOURCE`` pairs, each name once, checked before the model loads."""
+    from facemask.web.entrance import check_camera_name
+
+    cameras = []
+    for spec in specs:
+        name, equals, source = spec.partition("=")
+        if not equals or not name or not source:
+            raise FacemaskError(f"--camera {spec}: expected NAME=SOURCE, e.g. door-1=rtsp://10.0.0.5/stream1")
+        if name in dict(cameras):
+            raise FacemaskError(f"--camera {spec}: a second camera named {name}")
+        check_camera_name(name)
+        cameras.append((name, source))
+    return cameras
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from facemask.inference.classifier import load_classifier
-    from facemask.web.server import Entrance, create_app
+    from facemask.inference.sources import open_source
+    from facemask.inference.streams import redact
+    from facemask.web.entrance import Entrance
+    from facemask.web.server import create_app
 
     if args.max_megapixels is not None and args.max_megapixels <= 0:
         raise FacemaskError(f"--max-megapixels {args.max_megapixels}: expected a number of megapixels > 0")
-    check_port(args.host, args.port)  # first: before the model loads
+    options = people_options(args)
+    cameras = parse_cameras(args.camera)
+    check_port(args.host, args.port)  # before the model loads
     classifier = load_classifier(args.model, args.threads)
+    cropper = make_cropper(args, classifier)
+    entrance = Entrance(
+        classifier,
+        cropper,
+        options,
+        make_event_sink(args, Path(args.events) if args.events else None),
+        args.blur,
+    )
+    for name, source in cameras:  # a wrong address fails here, in one line, not in a camera thread
+        entrance.add_camera(name, open_source(source), redact(source))
     app = create_app(
         classifier,
-        make_cropper(args, classifier),
+        cropper,
         Path(args.model).name,
         int(args.max_upload_mb * 2**20),
         **({"max_pixels": int(args.max_megapixels * 1e6)} if args.max_megapixels is not None else {}),
-        entrance=Entrance(webhook=args.webhook),
+        entrance=entrance,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info")
+    return 0
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from facemask.soak import run_soak, show
+
+    if args.frames < 1:
+        raise FacemaskError(f"--frames {args.frames}: at least 1")
+    args.progress = sys.stderr.isatty()
+    result = run_soak(args)
+    show(result, Console(stderr=True))
     return 0
 
 
@@ -400,7 +437,8 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="blur the faces in the saved video/images and thumbnails (default off)",
     )
-    add_tracking_options(p)
+    p.add_argument("--camera", help="the camera's name in the log and events (default: the source)")
+    add_people_options(p)
     add_detector_options(p)
     p.set_defaults(run=cmd_detect)
 
@@ -417,8 +455,17 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="photos with more pixels get 413 before they are decoded (default: 16: a phone's photo or a 4K frame fits)",
     )
-    p.add_argument("--webhook", help="POST each entrance event of the live camera (/api/live) to this URL")
+    p.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE",
+        help="a door the server watches itself: camera index, stream URL (rtsp://...), or video; repeatable. "
+        "Browsers post theirs to /api/live?camera=NAME",
+    )
+    p.add_argument("--blur", action="store_true", help="blur the faces of the events' thumbnails")
     p.add_argument("--quiet", action="store_true", help="log warnings only, not every request")
+    add_people_options(p)
     add_detector_options(p)
     p.set_defaults(run=cmd_serve)
 
@@ -514,6 +561,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="data root (default: as train.py finds it)")
     p.add_argument("--to", required=True, help="folder to write the archives in")
     p.set_defaults(run=cmd_pack)
+
+    p = commands.add_parser(
+        "soak", help="run the frame pipeline over a looped video for hours: memory and open files on the way"
+    )
+    p.add_argument("model", help="checkpoint (.ckpt) or exported model (.onnx)")
+    p.add_argument("--source", required=True, help="a video, played again and again")
+    p.add_argument("--frames", type=int, default=50_000, help="frames in all (default %(default)s)")
+    p.add_argument(
+        "--output", default="soak", help="folder for the log, events and soak.json (default %(default)s)"
+    )
+    p.add_argument(
+        "--rotate-mb",
+        type=float,
+        default=100.0,
+        help="log files roll over at this size (default %(default)s)",
+    )
+    add_detector_options(p)
+    p.set_defaults(run=cmd_soak)
 
     p = commands.add_parser("bench", help="latency, throughput, FPS and memory figures to size a PC")
     p.add_argument(

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -112,9 +113,8 @@ def test_health_and_predict(server: tuple[str, int]) -> None:
     assert face["label"] in ("WithMask", "WithoutMask") and 0 <= face["p_mask"] <= 1
     x1, y1, x2, y2 = face["crop"]
     assert 0 <= x1 < x2 <= result["width"] and 0 <= y1 < y2 <= result["height"]
-    assert face.keys() == {"box", "crop", "score", "label", "p_mask", "confidence", "tag"}, (
-        "a photo has no people"
-    )
+    assert face.keys() == {"box", "crop", "score", "label", "p_mask", "confidence", "tag", "person"}
+    assert face["person"] is None, "a photo has no people"
     assert result["threshold"] == pytest.approx(health["threshold"])
 
 
@@ -369,7 +369,7 @@ def test_live_mode_with_a_fake_camera(server: tuple[str, int], tmp_path: Path, s
         for label in ("WithMask", "WithoutMask"):
             page.wait_for_selector(f"#history .event.{label} img.thumb", timeout=40_000)
         page.wait_for_selector("#alert:not([hidden])")
-        assert "(live camera, person #" in page.inner_text("#alert")
+        assert "(webcam, person #" in page.inner_text("#alert")
         assert int(page.get_attribute("#totals", "data-people")) >= 2
         page.wait_for_function("document.getElementById('in-view').dataset.nomask === '1'", timeout=30_000)
         # from a person's second frame on, the box shows the person: id and voted tag
@@ -389,4 +389,107 @@ def test_live_mode_with_a_fake_camera(server: tuple[str, int], tmp_path: Path, s
         assert not page.is_visible("#alert")
         page.click("#stop")
         assert page.is_enabled("#start") and page.inner_text("#in-view").endswith("camera off")
+        browser.close()
+
+
+def test_serve_reads_an_ip_camera_that_drops_and_writes_its_people_when_stopped(
+    trained_model: dict[str, Path], tmp_path: Path
+) -> None:
+    """``serve --camera door=URL``: an IP camera on loopback (MJPEG) showing a face drops for two seconds and
+    comes back: the door says it is reconnecting, then reads again within 5 s of the camera's return; when
+    serve is stopped (SIGTERM) the person still in view is written to --events, with the door's name."""
+    import signal
+
+    from tests.unit.test_streams import Camera
+
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    photo = np.asarray(Image.open(PHOTO).convert("RGB").resize((240, 240)))[:, :, ::-1]
+    canvas[120:360, 200:440] = photo
+    camera = Camera(fps=10, picture=canvas)
+    events = tmp_path / "events.jsonl"
+    flags = ["--camera", f"door={camera.url}", "--events", str(events), "--event-after", "0"]
+    try:
+        with serving(trained_model["onnx"], *flags) as (host, port, process):
+            door = lambda: request("GET", (host, port), "/api/stats")[1]["cameras"]["door"]  # noqa: E731
+            wait_until(lambda: door()["frames"] >= 10)
+            camera.stop()
+            wait_until(lambda: door()["status"] == "reconnecting")
+            time.sleep(2)
+            seen = door()["frames"]
+            camera.start()
+            back = time.monotonic()
+            wait_until(lambda: door()["frames"] > seen and door()["status"] == "live")
+            assert time.monotonic() - back < 5, "reading again within 5 s of the camera's return"
+            wait_until(lambda: door()["frames"] >= seen + 5)
+            process.send_signal(signal.SIGTERM)
+            # uvicorn shuts down gracefully (the lifespan's end), then re-raises the signal to exit with it
+            assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+            assert '"door": {"frames": ' in process.stderr.read(), (
+                "the lifespan's end logged the doors' counts"
+            )
+    finally:
+        camera.stop()
+    people = [json.loads(line) for line in events.read_text().splitlines()]
+    assert people and {p["camera"] for p in people} == {"door"}
+    assert max(p["frames"] for p in people) > 10, "one person across the drop, written at the stop"
+
+
+def wait_until(condition, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def write_mp4(path: Path, photo: Path, seconds: int, fps: int = 10) -> Path:
+    """A door camera's video: ``photo`` at 320 px on a grey 640x480 frame, standing still."""
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    frame[80:400, 160:480] = np.asarray(Image.open(photo).convert("RGB").resize((320, 320)))[:, :, ::-1]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    for _ in range(seconds * fps):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@requires_chromium
+def test_the_console_shows_the_doors_side_by_side(
+    trained_model: dict[str, Path], tmp_path: Path, screenshots: Path
+) -> None:
+    """Two doors the server reads (an unmasked person at one, a masked one at the other): the Doors tab shows
+    each door's annotated frame and totals, each person's event reaches the history under its door's name,
+    and the alert names the door."""
+    from playwright.sync_api import sync_playwright
+
+    doors = {
+        "door-1": write_mp4(tmp_path / "1.mp4", UNMASKED, 30),
+        "door-2": write_mp4(tmp_path / "2.mp4", MASKED, 30),
+    }
+    flags = [flag for name, video in doors.items() for flag in ("--camera", f"{name}={video}")]
+    with (
+        serving(trained_model["onnx"], *flags, "--event-after", "1") as (host, port, _),
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"http://{host}:{port}/")
+        page.click("#tab-doors")
+        for name in doors:
+            page.wait_for_function(
+                f"document.querySelector('figure[data-camera=\"{name}\"] img')?.naturalWidth === 640",
+                timeout=30_000,
+            )
+        page.wait_for_selector("#history .event.WithoutMask img.thumb", timeout=30_000)
+        page.wait_for_selector("#history .event.WithMask img.thumb", timeout=30_000)
+        sources = {page.inner_text(f"#history .event.{label} span") for label in ("WithMask", "WithoutMask")}
+        assert sources == {"door-1", "door-2"}
+        assert page.inner_text("#history .event.WithoutMask span") == "door-1"
+        assert "(door-1, person #1)" in page.inner_text("#alert")
+        page.wait_for_function(
+            "document.querySelector('figure[data-camera=\"door-1\"]').dataset.nomask === '1'",
+            timeout=10_000,
+        )
+        assert page.get_attribute('figure[data-camera="door-2"]', "data-mask") == "1"
+        assert "live · " in page.inner_text('figure[data-camera="door-1"] .status')
+        page.screenshot(path=str(screenshots / "doors.png"))
         browser.close()

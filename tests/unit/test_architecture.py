@@ -1,5 +1,6 @@
 """The layers of the package: vision/ is the torch-free ground floor, data/ builds on it, and neither
-reaches up into inference/, web/ or an app."""
+reaches up into inference/, web/ or an app; inside inference/ the frame pipeline imports downwards only; no
+module imports itself round a circle."""
 
 from __future__ import annotations
 
@@ -36,6 +37,67 @@ def test_lower_layers_never_import_upper_ones(layer: str) -> None:
     assert not offending
 
 
+#: The frame pipeline's layers, lowest first: each imports from inference/ only modules listed before it.
+FRAME_PIPELINE = ["records", "classifier", "frames", "tracking", "logfiles", "events", "streams", "sources",
+                  "session", "realtime"]  # fmt: skip
+
+
+def test_the_frame_pipeline_imports_downwards_only() -> None:
+    offending = []
+    for index, name in enumerate(FRAME_PIPELINE):
+        inference = {
+            module.removeprefix("facemask.inference.")
+            for module in imported_modules(PACKAGE / "inference" / f"{name}.py")
+            if module.startswith("facemask.inference.")
+        }
+        offending += [
+            f"{name} imports {module}" for module in sorted(inference - set(FRAME_PIPELINE[:index]))
+        ]
+    assert not offending
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Each facemask module and the facemask modules it imports (at the top, inside a function, or for types)."""
+    names = {
+        ".".join(("facemask", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        ): path
+        for path in PACKAGE.rglob("*.py")
+    }
+    return {name: imported_modules(path) & names.keys() for name, path in names.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[str]:
+    """Every import circle a depth-first walk meets, as ``a -> b -> a``."""
+    state, found = {}, []
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for other in sorted(graph[name]):
+            if state.get(other) == "open":
+                found.append(" -> ".join([*path[path.index(other) :], other]))
+            elif other not in state:
+                visit(other, [*path, other])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    return found
+
+
+def test_no_import_circle() -> None:
+    graph = module_graph()
+    assert graph["facemask.inference.session"] >= {"facemask.inference.tracking"}, "the graph is read"
+    assert not circles(graph)
+
+
+def test_a_circle_is_found() -> None:
+    """The check can fail: realtime -> tracking -> realtime, as it was."""
+    graph = {"realtime": {"tracking", "frames"}, "tracking": {"realtime"}, "frames": set()}
+    assert circles(graph) == ["realtime -> tracking -> realtime"]
+
+
 BLOCK_TORCH = """
 import importlib.abc, sys
 class NoTorch(importlib.abc.MetaPathFinder):
@@ -57,7 +119,8 @@ from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
 from facemask.vision.images import load_frame
 import facemask.decision, facemask.inference.classifier, facemask.inference.predict, facemask.inference.realtime
-import facemask.cli, facemask.web.server
+import facemask.cli, facemask.web.server, facemask.web.entrance, facemask.inference.session
+import facemask.inference.sources
 facemask.cli.parser()
 Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(sys.argv[1])
 frame = load_frame(sys.argv[1])

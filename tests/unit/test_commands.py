@@ -15,7 +15,9 @@ from PIL import Image
 from facemask import bench, cli
 from facemask.inference.classifier import load_classifier
 from facemask.inference.predict import FULL_PHOTO_PX, image_files, predict_files
-from facemask.inference.realtime import open_source, run_detection
+from facemask.inference.realtime import run_detection
+from facemask.inference.session import CameraSession
+from facemask.inference.sources import open_source
 from facemask.vision.crops import FaceCropper
 from tests.cli import run_facemask
 from tests.synthetic import make_image_folder
@@ -37,6 +39,12 @@ def test_bench_measures_an_onnx_file_alone(
     figures = json.loads(output.read_text())
     assert "torch" not in figures and figures["onnx"]["latency_ms"] > 0 and figures["onnx"]["peak_mb"] > 0
     assert figures["onnx"]["mmacs_per_face"] > 0, "recorded in the ONNX metadata at export"
+    cameras = figures["cameras"]
+    assert min(cameras.values()) > 0 and set(cameras) == {
+        "serve_1_camera_fps",
+        "serve_2_camera_fps",
+        "detect_2_processes_fps",
+    }
     err = capsys.readouterr().err
     assert f"note: {models['onnx']} is ONNX: the PyTorch figures need a checkpoint" in err
     fps_row = next(line for line in err.splitlines() if line.strip().startswith("detect FPS"))
@@ -71,7 +79,8 @@ def test_detect_on_a_video_shows_its_progress_when_asked(
 ) -> None:
     source = open_source(str(write_video(tmp_path / "in.mp4", 12)))
     assert source.length == 12
-    summary = run_detection(source, FaceCropper(CentreFace()), load_classifier(models["onnx"]), progress=True)
+    session = CameraSession("test", FaceCropper(CentreFace()), load_classifier(models["onnx"]), None)
+    summary = run_detection(source, session, progress=True)
     assert (summary.frames, summary.faces) == (12, 12)
     assert "detecting" in capsys.readouterr().err
 

@@ -18,8 +18,11 @@ from facemask.data.folder import load_image_folder
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import OnnxClassifier, TorchClassifier, load_classifier
 from facemask.inference.export import check_parity
+from facemask.inference.logfiles import JsonLines
 from facemask.inference.predict import image_files, predict_files, render
-from facemask.inference.realtime import Source, open_source, run_detection
+from facemask.inference.realtime import run_detection
+from facemask.inference.session import CameraSession
+from facemask.inference.sources import Source, open_source
 from facemask.vision.crops import FaceCropper, crop_box
 from facemask.vision.faces import CenterFace, Face
 from tests.synthetic import face
@@ -112,7 +115,7 @@ def test_predict_labels_files_and_reports_bad_ones(tmp_path: Path, models: dict[
 
     out = io.StringIO()
     render(rows, "table", Console(file=out, width=200))
-    assert rows[0].tag() in out.getvalue() and str(files[0]) in out.getvalue()
+    assert rows[0].tag in out.getvalue() and str(files[0]) in out.getvalue()
 
 
 def test_predict_formats(capsys: pytest.CaptureFixture, models: dict[str, Path]) -> None:
@@ -153,22 +156,22 @@ def write_video(path: Path, frames: int, size: tuple[int, int] = (96, 64)) -> Pa
     return path
 
 
+def faces_only(models: dict[str, Path]) -> CameraSession:
+    """detect's pipeline with the centre-face detector and no people."""
+    return CameraSession("test", FaceCropper(CentreFace()), load_classifier(models["onnx"]), None)
+
+
 def test_detection_loop_writes_video_and_log(tmp_path: Path, models: dict[str, Path]) -> None:
     video = write_video(tmp_path / "in.mp4", 12)
-    log = io.StringIO()
-    summary = run_detection(
-        open_source(str(video)),
-        FaceCropper(CentreFace()),
-        load_classifier(models["onnx"]),
-        tmp_path / "out.mp4",
-        log,
-    )
+    log = tmp_path / "log.jsonl"
+    summary = run_detection(open_source(str(video)), faces_only(models), tmp_path / "out.mp4", JsonLines(log))
     assert (summary.frames, summary.faces, summary.interrupted) == (12, 12, False)
     capture = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 12
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (96, 64)
-    records = [json.loads(line) for line in log.getvalue().splitlines()]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(12))
+    assert [r["time"] for r in records[:3]] == [0.0, 0.1, 0.2], "a file's frames at the video's own time"
     assert records[0]["faces"][0]["label"] in ("WithMask", "WithoutMask")
 
 
@@ -180,12 +183,7 @@ def test_interrupt_finalises_the_video(tmp_path: Path, models: dict[str, Path]) 
                 signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the stream
             yield item
 
-    summary = run_detection(
-        Source(frames(), 10.0, True),
-        FaceCropper(CentreFace()),
-        load_classifier(models["onnx"]),
-        tmp_path / "out.mp4",
-    )
+    summary = run_detection(Source(frames(), 10.0, True), faces_only(models), tmp_path / "out.mp4")
     assert summary.interrupted and summary.frames == 5
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 5
 
@@ -211,16 +209,10 @@ def test_stills_carry_the_face_box_and_no_fps_counter(tmp_path: Path, models: di
     frame = np.full((200, 300, 3), 128, np.uint8)
     (tmp_path / "in").mkdir()
     cv2.imwrite(str(tmp_path / "in" / "a.png"), frame)
-    log = io.StringIO()
-    run_detection(
-        open_source(str(tmp_path / "in")),
-        FaceCropper(CentreFace()),
-        load_classifier(models["onnx"]),
-        tmp_path / "out",
-        log,
-    )
+    log = tmp_path / "log.jsonl"
+    run_detection(open_source(str(tmp_path / "in")), faces_only(models), tmp_path / "out", JsonLines(log))
     out = cv2.imread(str(tmp_path / "out" / "000000_a.jpg")).astype(int)
-    (record,) = json.loads(log.getvalue())["faces"]
+    (record,) = json.loads(log.read_text())["faces"]
     left, top, _, bottom = (round(v) for v in record["box"])
     assert record["crop"][0] < left - 5, "the crop is wider than the face"
     grey = lambda pixels: np.abs(pixels - 128).max() < 12  # noqa: E731 (JPEG)

@@ -16,7 +16,7 @@ import pytest
 
 from facemask import cli
 from facemask.errors import FacemaskError
-from facemask.inference.realtime import open_source
+from facemask.inference.sources import open_source
 from facemask.inference.streams import LiveStream, is_stream
 from tests.synthetic import face
 
@@ -25,8 +25,13 @@ class Camera:
     """An MJPEG camera on a loopback port sending a generated face; ``stop()`` drops every viewer and closes
     the port, ``start()`` opens it again."""
 
-    def __init__(self, fps: float = 25.0) -> None:
+    def __init__(self, fps: float = 25.0, picture: np.ndarray | None = None) -> None:
         self.fps, self.sent, self.port = fps, 0, 0
+        if picture is None:
+            picture = cv2.cvtColor(
+                cv2.resize(face(True, np.random.default_rng(0)), (160, 120)), cv2.COLOR_GRAY2BGR
+            )
+        self.picture = picture
         self.start()
 
     def start(self) -> None:
@@ -38,11 +43,9 @@ class Camera:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
-                rng = np.random.default_rng(0)
-                picture = cv2.cvtColor(cv2.resize(face(True, rng), (160, 120)), cv2.COLOR_GRAY2BGR)
+                jpeg = cv2.imencode(".jpg", camera.picture)[1].tobytes()
                 try:
                     while camera.running.is_set():
-                        jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
                         head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(
                             jpeg
                         )

@@ -19,9 +19,12 @@ import pytest
 
 from facemask import cli
 from facemask.inference.classifier import load_classifier
-from facemask.inference.events import EventSink, Webhook, event_record
-from facemask.inference.realtime import FrameResult, annotate, open_source, run_detection
-from facemask.inference.tracking import PersonTracker, vote
+from facemask.inference.events import EventCounter, EventSink, Webhook, event_record
+from facemask.inference.frames import FrameResult
+from facemask.inference.realtime import annotate, run_detection
+from facemask.inference.session import CameraSession
+from facemask.inference.sources import open_source
+from facemask.inference.tracking import PeopleOptions, PersonTracker, vote
 from facemask.vision.crops import FaceCropper
 from facemask.vision.faces import Face
 from tests.synthetic import face
@@ -85,19 +88,20 @@ def test_the_vote_holds_on_an_outlier_and_flips_on_a_sustained_change() -> None:
     assert vote("WithoutMask", 0.64, THRESHOLD, 0.05, CLASSES) == "WithoutMask"
     assert vote("WithoutMask", 0.66, THRESHOLD, 0.05, CLASSES) == "WithMask"
 
-    tracker = PersonTracker(THRESHOLD, CLASSES, vote_frames=5, hysteresis=0.05)
+    tracker = PersonTracker(THRESHOLD, CLASSES, PeopleOptions(vote_frames=5, hysteresis=0.05))
     probs = [0.9] * 6 + [0.0] + [0.9] * 3 + [0.1] * 6  # one bad frame, then a real change
     frames, _ = walk(tracker, [[(10 + 2 * i, 50)] for i in range(16)], [[p] for p in probs])
     labels = [persons[0][1] for persons in frames[1:]]
     assert labels[:9] == ["WithMask"] * 9, "one outlier frame does not flip the person"
     assert labels[-1] == "WithoutMask"
     (person,) = tracker.flush()
-    assert person.tag == f"#{person.id} no mask 92%"
+    assert person.record().tag == "no mask 92%"
 
 
 def test_one_event_per_person_at_track_end_or_after_n_frames() -> None:
-    tracker = PersonTracker(THRESHOLD, CLASSES, event_after=10, patience=3)
-    # A stays 12 frames (event after 10), B leaves after 4 (event at track end), both then gone for 10.
+    # 30 frames a second: patience 3 frames, an event after 9 frames' time (A's 10th frame).
+    tracker = PersonTracker(THRESHOLD, CLASSES, PeopleOptions(patience=0.1, event_after=0.29))
+    # A stays 12 frames (event on its 10th), B leaves after 4 (event at track end), both then gone for 10.
     positions = [[(10 + 2 * i, 20)] + ([(200, 150)] if i < 4 else []) for i in range(12)] + [[]] * 10
     frames, events = walk(tracker, positions, [[0.9] * len(p) for p in positions])
     a, b = frames[5][0][0], frames[2][1][0]
@@ -121,14 +125,13 @@ def test_event_records_and_blurred_thumbnails() -> None:
     tracker = PersonTracker(THRESHOLD, CLASSES)
     walk(tracker, [[(100, 100)]] * 4, [[0.9]] * 4)
     (person,) = tracker.flush()
-    log = io.StringIO()
-    sink = EventSink(log)
-    sink.emit([person])
-    event = json.loads(log.getvalue())
-    assert event.keys() >= {"id", "first_frame", "last_frame", "first_time", "last_time", "label", "frames"}
-    assert (event["label"], event["tag"], event["frames"]) == ("WithMask", "mask 88%", 3)
-    assert sink.close()["people"] == {"WithMask": 1}
-    sharp, blurred = jpeg(event["thumbnail_jpeg"]), jpeg(event_record(person, blurred=True)["thumbnail_jpeg"])
+    event = event_record(person, "door-1")
+    assert (event.label, event.tag, event.frames, event.camera) == ("WithMask", "mask 88%", 3, "door-1")
+    counter = EventCounter()
+    counter.add(event)
+    assert counter.totals() == {"WithMask": 1} and counter.per_minute() == [{"minute": 0, "WithMask": 1}]
+    sharp = jpeg(event.thumbnail_jpeg)
+    blurred = jpeg(event_record(person, "door-1", blurred=True).thumbnail_jpeg)
     assert sharp.shape == blurred.shape and max(sharp.shape[:2]) == 64
     assert np.abs(sharp.astype(int) - blurred).mean() > 10, "the face is blurred beyond its texture"
     assert blurred.std() < sharp.std()
@@ -212,7 +215,7 @@ def test_detect_with_events_end_to_end(
     monkeypatch.setattr(cli, "make_cropper", lambda args, classifier: FaceCropper(BlobFaces(), 0.1))
     output = tmp_path / "out" / "annotated.mp4"
     args = ["detect", str(models["onnx"]), "--source", str(write_walk(tmp_path / "walk.mp4")), "--output"]
-    assert cli.main([*args, str(output), "--blur", "--track-patience", "3", "--event-after", "100"]) == 0
+    assert cli.main([*args, str(output), "--blur", "--track-patience", "0.1", "--event-after", "0"]) == 0
     summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     events = [json.loads(line) for line in output.with_suffix(".events.jsonl").read_text().splitlines()]
     assert summary["events"] == str(output.with_suffix(".events.jsonl")) and len(events) == 2
@@ -220,21 +223,23 @@ def test_detect_with_events_end_to_end(
     assert {e["last_frame"] for e in events} == {14, 29}
     log = [json.loads(line) for line in output.with_suffix(".jsonl").read_text().splitlines()]
     faces = [f for record in log[1:] for f in record["faces"]]
-    assert {f["track"] for f in faces} == {e["id"] for e in events}
-    assert all(f.keys() >= {"person_label", "person_confidence", "person_tag"} for f in faces)
+    assert {f["person"]["id"] for f in faces} == {e["id"] for e in events}
+    assert all(f["person"].keys() >= {"label", "confidence", "tag"} for f in faces)
+    assert {e["camera"] for e in events} == {str(tmp_path / "walk.mp4")} == {r["camera"] for r in log}
     assert cv2.VideoCapture(str(output)).get(cv2.CAP_PROP_FRAME_COUNT) == 30
 
 
 def test_a_loop_posts_its_events(tmp_path: Path, models: dict[str, Path], receiver) -> None:
     hook = Webhook(f"http://127.0.0.1:{receiver.server_port}/")
     classifier = load_classifier(models["onnx"])
-    summary = run_detection(
-        open_source(str(write_walk(tmp_path / "walk.mp4", 20))),
+    session = CameraSession(
+        "walk",
         FaceCropper(BlobFaces(), 0.1),
         classifier,
-        tracker=PersonTracker(classifier.threshold, classifier.classes, patience=3),
-        events=EventSink(webhook=hook),
+        PeopleOptions(patience=0.1),
+        EventSink(webhook=hook),
     )
+    summary = run_detection(open_source(str(write_walk(tmp_path / "walk.mp4", 20))), session)
     assert summary.events["webhook"]["sent"] == 2 and len(receiver.received) == 2
     assert {e["frames"] for e in receiver.received} == {9, 19}
 
@@ -244,7 +249,7 @@ def test_a_loop_posts_its_events(tmp_path: Path, models: dict[str, Path], receiv
     [
         ("--vote-frames", "0"),
         ("--hysteresis", "0.7"),
-        ("--event-after", "0"),
+        ("--event-after", "-1"),
         ("--webhook", "hooks.example/in"),
     ],
 )
@@ -265,6 +270,15 @@ def test_bad_serve_options_stop_it_before_it_starts(
     assert capsys.readouterr().err == "error: --webhook ftp://hooks: not an http:// or https:// URL\n"
     assert cli.main(["serve", str(models["onnx"]), "--port", "0", "--max-megapixels", "0"]) == 1
     assert capsys.readouterr().err == "error: --max-megapixels 0.0: expected a number of megapixels > 0\n"
+    for camera, message in [
+        ("door-1", "--camera door-1: expected NAME=SOURCE, e.g. door-1=rtsp://10.0.0.5/stream1"),
+        ("front door=0", "camera name 'front door': letters, digits, '.', '_' or '-', at most 40"),
+    ]:
+        assert cli.main(["serve", str(models["onnx"]), "--port", "0", "--camera", camera]) == 1
+        assert capsys.readouterr().err == f"error: {message}\n"
+    argv = ["serve", str(models["onnx"]), "--port", "0", "--camera", "a=0", "--camera", "a=1"]
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == "error: --camera a=1: a second camera named a\n"
 
 
 def test_tracking_works_without_torch() -> None:
@@ -295,25 +309,30 @@ def test_the_servers_live_camera_tracks_people_and_counts_their_events(
 
     from fastapi import UploadFile
 
-    from facemask.web.server import Entrance, create_app
+    from facemask.web.entrance import Entrance
+    from facemask.web.server import create_app
 
-    classifier = load_classifier(models["onnx"])
-    entrance = Entrance(f"http://127.0.0.1:{receiver.server_port}/", patience=2, event_after=None)
-    app = create_app(classifier, FaceCropper(BlobFaces(), 0.0), entrance=entrance)
+    classifier, cropper = load_classifier(models["onnx"]), FaceCropper(BlobFaces(), 0.0)
+    hook = Webhook(f"http://127.0.0.1:{receiver.server_port}/")
+    options = PeopleOptions(patience=0.4, event_after=None)  # 2 frames at the browser's 5 a second
+    app = create_app(
+        classifier, cropper, entrance=Entrance(classifier, cropper, options, EventSink(webhook=hook))
+    )
     endpoints = {route.path: route.endpoint for route in app.routes if hasattr(route, "endpoint")}
 
     def post(frame: np.ndarray, blur: bool = False):
         upload = UploadFile(io.BytesIO(cv2.imencode(".png", frame)[1].tobytes()), filename="frame.png")
-        return asyncio.run(endpoints["/api/live"](upload, blur))
+        return asyncio.run(endpoints["/api/live"](upload, blur, "door-1"))
 
     walk = [post(scene([(40 + 10 * i, 100)])) for i in range(6)]
-    assert [out.faces[0].track for out in walk[1:]] == [1] * 5, "one person, one id"
-    assert walk[-1].faces[0].person_tag.split()[-1].endswith("%") and walk[-1].events == []
+    assert [out.faces[0].person.id for out in walk[1:]] == [1] * 5, "one person, one id"
+    assert walk[-1].faces[0].person.tag.endswith("%") and walk[-1].events == []
     gone = [post(scene([]), blur=True) for _ in range(5)]
     events = [event for out in gone for event in out.events]
-    assert len(events) == 1 and events[0]["id"] == 1 and events[0]["frames"] == 5
-    assert events[0]["label"] in CLASSES and events[0]["thumbnail_jpeg"]
+    assert len(events) == 1 and (events[0].id, events[0].frames, events[0].camera) == (1, 5, "door-1")
+    assert events[0].label in CLASSES and events[0].thumbnail_jpeg
     stats = endpoints["/api/stats"]()
     assert stats.frames == 11 and sum(stats.people.values()) == 1
-    entrance.sink.webhook.close(drain_s=5)
-    assert [event["id"] for event in receiver.received] == [1]
+    assert stats.cameras["door-1"].frames == 11 and stats.cameras["door-1"].source == "browser"
+    hook.close(drain_s=5)
+    assert [(event["id"], event["camera"]) for event in receiver.received] == [(1, "door-1")]

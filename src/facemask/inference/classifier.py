@@ -16,7 +16,7 @@ import numpy as np
 
 from facemask.decision import is_mask
 from facemask.errors import FacemaskError
-from facemask.vision.crops import DEFAULT_MARGIN
+from facemask.vision.crops import DEFAULT_MARGIN, FaceCropper
 from facemask.vision.spec import InputSpec
 
 #: ONNX graph names and metadata keys, shared by export and loading.
@@ -112,6 +112,20 @@ def crop_margin(classifier: Classifier, override: float | None, model: str | Pat
         file=sys.stderr,
     )
     return override
+
+
+def model_cropper(
+    classifier: Classifier,
+    model: str | Path,
+    detector_width: int,
+    min_score: float,
+    margin: float | None = None,
+) -> FaceCropper:
+    """CenterFace and the cut the model was trained with: its margin (or ``margin``, with a warning) and spec."""
+    from facemask.vision.faces import CenterFace
+
+    detector = CenterFace(input_width=detector_width, score_threshold=min_score)
+    return FaceCropper(detector, crop_margin(classifier, margin, model), classifier.spec)
 
 
 def load_classifier(path: str | Path, threads: int | None = None) -> Classifier:

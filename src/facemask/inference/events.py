@@ -1,4 +1,4 @@
-"""Entrance events: one JSON record per person (``detect --events``), counts per minute, and a webhook.
+"""Entrance events: one record per person (``--events``, ``EventRecord``), counts per minute, and a webhook.
 
 An event carries its face thumbnail inline, a base64 JPEG (64 px, ~2 KB): one self-contained line that a
 webhook receiver or the log's reader takes as it is, with no file beside the log to keep in step.
@@ -18,37 +18,32 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import IO
 
 import cv2
 
-from facemask.decision import tag
 from facemask.errors import FacemaskError
+from facemask.inference.logfiles import JsonLines
+from facemask.inference.records import EventRecord
 from facemask.inference.tracking import Person
 from facemask.vision.blur import blur
 
 
-def event_record(person: Person, blurred: bool = False) -> dict:
-    """The person's event: id, first/last frame and seconds, voted label and confidence, frames, thumbnail."""
+def event_record(person: Person, camera: str, blurred: bool = False) -> EventRecord:
+    """The person's event: its voted verdict, first/last frame and seconds, frames seen, thumbnail."""
     thumbnail = None
     if person.thumbnail is not None:
         face = blur(person.thumbnail.copy()) if blurred else person.thumbnail
         thumbnail = base64.b64encode(cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]).decode()
-    sureness = person.confidence
-    return {
-        "event": "person",
-        "id": person.id,
-        "first_frame": person.first_frame,
-        "last_frame": person.last_frame,
-        "first_time": round(person.first_time, 3),
-        "last_time": round(person.last_time, 3),
-        "label": person.label,
-        "p_mask": round(person.p_mask, 4),
-        "confidence": round(sureness, 4),
-        "tag": tag(person.label, sureness),
-        "frames": person.frames,
-        "thumbnail_jpeg": thumbnail,
-    }
+    return EventRecord(
+        **person.record().model_dump(),
+        camera=camera,
+        first_frame=person.first_frame,
+        last_frame=person.last_frame,
+        first_time=round(person.first_time, 3),
+        last_time=round(person.last_time, 3),
+        frames=person.frames,
+        thumbnail_jpeg=thumbnail,
+    )
 
 
 class EventCounter:
@@ -59,9 +54,9 @@ class EventCounter:
         self._minutes: dict[int, Counter] = {}
         self._lock = threading.Lock()
 
-    def add(self, event: dict) -> None:
+    def add(self, event: EventRecord) -> None:
         with self._lock:
-            self._minutes.setdefault(int(event["first_time"] // 60), Counter())[event["label"]] += 1
+            self._minutes.setdefault(int(event.first_time // 60), Counter())[event.label] += 1
 
     def totals(self) -> dict[str, int]:
         with self._lock:
@@ -104,10 +99,12 @@ class Webhook:
         self._thread = threading.Thread(target=self._work, name="facemask-webhook", daemon=True)
         self._thread.start()
 
-    def send(self, event: dict) -> bool:
+    def send(self, event: EventRecord | dict) -> bool:
         """Queues ``event``; False (and counted as dropped) when the queue is full."""
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(
+                event.model_dump_json() if isinstance(event, EventRecord) else json.dumps(event)
+            )
             return True
         except queue.Full:
             self.dropped += 1
@@ -137,8 +134,8 @@ class Webhook:
                 self.failed += 1
             self._queue.task_done()
 
-    def _post(self, event: dict) -> bool:
-        body = json.dumps(event).encode()
+    def _post(self, event: str) -> bool:
+        body = event.encode()
         for attempt in range(self.retries + 1):
             if attempt and self._stop.wait(self.backoff * 2 ** (attempt - 1)):
                 return False
@@ -155,29 +152,23 @@ class Webhook:
 
 
 class EventSink:
-    """Where events go: a JSON-lines file, a webhook, the counter. ``blurred`` blurs their thumbnails."""
+    """Where events go: a JSON-lines file and a webhook, shared by every camera of a process."""
 
-    def __init__(self, log: IO[str] | None = None, webhook: Webhook | None = None, blurred: bool = False):
-        self.log, self.webhook, self.blurred = log, webhook, blurred
-        self.counter = EventCounter()
+    def __init__(self, log: JsonLines | None = None, webhook: Webhook | None = None) -> None:
+        self.log, self.webhook = log, webhook
 
-    def emit(self, people: list[Person]) -> list[dict]:
-        """Each person's event, written, posted and counted; returned for a caller that shows them."""
-        events = [event_record(person, self.blurred) for person in people]
+    def write(self, events: list[EventRecord]) -> None:
         for event in events:
-            self.counter.add(event)
             if self.log is not None:
-                self.log.write(json.dumps(event) + "\n")
+                self.log.write(event)
             if self.webhook is not None:
                 self.webhook.send(event)
-        return events
 
     def close(self) -> dict:
-        """Flushes the log, drains the webhook; the counts for the run's summary."""
+        """Closes the log, drains the webhook; the webhook's counts for the run's summary."""
         if self.log is not None:
-            self.log.flush()
-        stats = {"people": self.counter.totals(), "per_minute": self.counter.per_minute()}
-        if self.webhook is not None:
-            self.webhook.close()
-            stats["webhook"] = self.webhook.stats()
-        return stats
+            self.log.close()
+        if self.webhook is None:
+            return {}
+        self.webhook.close()
+        return {"webhook": self.webhook.stats()}

@@ -10,7 +10,6 @@ import io
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,9 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from facemask.decision import confidence, tag
 from facemask.errors import FacemaskError
 from facemask.inference.classifier import Classifier, labels_for, scores
+from facemask.inference.records import Prediction, Verdict
 from facemask.vision.crops import FaceCropper
 from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_image
 
@@ -29,29 +28,6 @@ from facemask.vision.images import IMAGE_SUFFIXES, ImageError, load_frame, open_
 #: 160), camera and phone photos 1280 px and more. Cropped faces of train-photos are over it in 5% of cases,
 #: hence the warning needs half the images over it, not one.
 FULL_PHOTO_PX = 1000
-
-
-@dataclass
-class Prediction:
-    """One face: the whole image (``face`` None) or the ``face``-th detection with its ``box`` and the
-    ``crop`` the classifier saw (box + the model's margin)."""
-
-    file: str
-    label: str
-    p_mask: float
-    threshold: float
-    face: int | None = None
-    box: tuple[int, int, int, int] | None = None
-    crop: tuple[int, int, int, int] | None = None
-
-    @property
-    def confidence(self) -> float:
-        """Of the decision (``decision.confidence``); NaN for an image without a face."""
-        return confidence(self.p_mask, self.threshold) if self.p_mask == self.p_mask else float("nan")
-
-    def tag(self) -> str:
-        """``mask 97%`` / ``no mask 50%``, as detect and serve draw it ("no face" where none was found)."""
-        return tag(self.label, self.confidence) if self.p_mask == self.p_mask else self.label
 
 
 def image_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -120,12 +96,19 @@ def _rows(classifier: Classifier, keys: list[tuple], probs: np.ndarray) -> list[
     labels, rows, scored = labels_for(classifier, probs), [], iter(range(len(probs)))
     for path, face, box, crop in keys:
         if face == -1:
-            rows.append(Prediction(str(path), "no face", float("nan"), classifier.threshold))
-            continue
-        i = next(scored)
-        rounded = None if box is None else tuple(round(v) for v in box)
+            face, p, label = None, float("nan"), "no face"
+        else:
+            i = next(scored)
+            p, label = float(probs[i]), labels[i]
         rows.append(
-            Prediction(str(path), labels[i], float(probs[i]), classifier.threshold, face, rounded, crop)
+            Prediction(
+                file=str(path),
+                threshold=classifier.threshold,
+                face=face,
+                box=None if box is None else [round(v) for v in box],
+                crop=None if crop is None else list(crop),
+                **Verdict.of(label, p, classifier.threshold),
+            )
         )
     return rows
 
@@ -133,14 +116,7 @@ def _rows(classifier: Classifier, keys: list[tuple], probs: np.ndarray) -> list[
 def render(rows: list[Prediction], fmt: str, console: Console) -> None:
     """Print ``rows`` as a table, CSV or JSON (one object per row; NaN as null)."""
     if fmt == "json":
-        data = [
-            {
-                k: (None if isinstance(v, float) and v != v else v)
-                for k, v in {**asdict(r), "confidence": r.confidence}.items()
-            }
-            for r in rows
-        ]
-        print(json.dumps(data, indent=1))
+        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=1))
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -149,7 +125,7 @@ def render(rows: list[Prediction], fmt: str, console: Console) -> None:
         )
         for r in rows:
             box = list(r.box) if r.box else ["", "", "", ""]
-            p, sure = ("", "") if r.p_mask != r.p_mask else (f"{r.p_mask:.6f}", f"{r.confidence:.6f}")
+            p, sure = ("", "") if r.p_mask is None else (f"{r.p_mask:.6f}", f"{r.confidence:.6f}")
             writer.writerow(
                 [r.file, "" if r.face is None else r.face, *box, r.label, p, f"{r.threshold:.6f}", sure]
             )
@@ -162,8 +138,8 @@ def render(rows: list[Prediction], fmt: str, console: Console) -> None:
                 r.file,
                 "" if r.face is None else str(r.face),
                 "" if r.box is None else " ".join(map(str, r.box)),
-                f"[{colour}]{r.tag()}[/]",
-                "" if r.p_mask != r.p_mask else f"{r.p_mask:.3f}",
+                f"[{colour}]{r.tag}[/]",
+                "" if r.p_mask is None else f"{r.p_mask:.3f}",
                 f"{r.threshold:.3f}",
             )
         console.print(table)

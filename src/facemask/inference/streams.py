@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -27,6 +28,14 @@ SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 
 def is_stream(source: str) -> bool:
     return source.split("://", 1)[0].lower() in SCHEMES and "://" in source
+
+
+def redact(url: str) -> str:
+    """The URL without its user and password (``rtsp://admin:secret@cam/``), as logs and records name it."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def open_capture(url: str, timeout_s: float) -> cv2.VideoCapture:
@@ -54,19 +63,21 @@ class LiveStream:
     backoff: tuple[float, float] = (0.5, 8.0)
     opener: Callable[[str, float], cv2.VideoCapture] = open_capture
     stats: StreamStats = field(default_factory=StreamStats)
+    reconnecting: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self._capture = self.opener(self.url, self.timeout_s)
         if not self._capture.isOpened():
             self._capture.release()
             raise FacemaskError(
-                f"{self.url}: the stream cannot be opened (wrong address, camera off, or no route)"
+                f"{redact(self.url)}: the stream cannot be opened (wrong address, camera off, or no route)"
             )
+        self.name = redact(self.url)
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 25.0
         self._latest: tuple[int, np.ndarray] | None = None
         self._changed = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name=f"stream {self.url}", daemon=True)
+        self._thread = threading.Thread(target=self._read, name=f"stream {redact(self.url)}", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
@@ -89,14 +100,16 @@ class LiveStream:
     def _reopen(self) -> bool:
         """Try again and again, waiting longer each time, until the stream is back (True) or closed (False)."""
         wait, longest = self.backoff
+        self.reconnecting = True
         while not self._stop.is_set():
-            log.warning("%s: the stream dropped; reopening in %.1f s", self.url, wait)
+            log.warning("%s: the stream dropped; reopening in %.1f s", self.name, wait)
             if self._stop.wait(wait):
                 return False
             self._capture = self.opener(self.url, self.timeout_s)
             if self._capture.isOpened():
+                self.reconnecting = False
                 self.stats.reconnects += 1
-                log.warning("%s: the stream is back (reconnect %d)", self.url, self.stats.reconnects)
+                log.warning("%s: the stream is back (reconnect %d)", self.name, self.stats.reconnects)
                 return True
             self._capture.release()
             wait = min(wait * 2, longest)
@@ -113,7 +126,7 @@ class LiveStream:
                     if self._latest is None:
                         continue
                     (index, frame), self._latest = self._latest, None
-                yield f"{self.url}#{index}", frame
+                yield f"{self.name}#{index}", frame
         finally:
             self.close()
 

@@ -3,12 +3,15 @@
 Tracking is the ``trackers`` package's ByteTrack (Roboflow's, the ByteTrack that supervision carried until 0.26
 and moved there): Kalman-predicted boxes matched by IoU, in two stages so that a weak detection (a turned
 head) still continues its track. Chosen over norfair, whose last release pins numpy < 2 and rich < 15, older
-than this project's; ByteTrack needs no appearance model and no torch. Free of CLI and IO concerns, so
-that ``detect`` and the web server's live mode share it.
+than this project's; ByteTrack needs no appearance model and no torch. Free of CLI and IO concerns: ``CameraSession``
+runs it for ``detect`` and for each of ``serve``'s cameras.
 
 The vote: a person's label is the decision rule applied to the mean P(mask) of its last ``vote_frames``
 frames, with hysteresis: it flips only when that mean crosses the threshold by ``hysteresis``, so one bad
 frame (a hand over the mouth, motion blur) does not flip it, a sustained change does.
+
+Times are in seconds, not frames, so that one default means the same at a 30 FPS video and at a browser that
+posts 5 frames a second.
 """
 
 from __future__ import annotations
@@ -20,11 +23,32 @@ import cv2
 import numpy as np
 
 from facemask.decision import confidence, is_mask, tag
-from facemask.inference.realtime import FrameResult
+from facemask.errors import FacemaskError
+from facemask.inference.frames import FrameResult
+from facemask.inference.records import PersonRecord
 
-#: ByteTrack's patience: frames (at 30 FPS; scaled to the source's rate) a track survives unseen.
-PATIENCE = 30
 THUMBNAIL_SIZE = 64  # pixels, the longer side of an event's face thumbnail
+
+
+@dataclass(frozen=True)
+class PeopleOptions:
+    """How faces become people and people become events: the one owner of these defaults, which detect and
+    serve both expose as flags (``--vote-frames``, ``--hysteresis``, ``--track-patience``, ``--event-after``)."""
+
+    vote_frames: int = 15  # a person's label: the mean P(mask) of its last N frames
+    hysteresis: float = 0.05  # the label flips only when that mean is this far past the threshold
+    patience: float = 1.5  # seconds a person may go unseen before the track ends
+    event_after: float | None = 3.0  # seconds: a person's event then, or when its track ends if sooner
+
+    def __post_init__(self) -> None:
+        if self.vote_frames < 1:
+            raise FacemaskError(f"--vote-frames {self.vote_frames}: needs at least 1 frame")
+        if not 0 <= self.hysteresis < 0.5:
+            raise FacemaskError(f"--hysteresis {self.hysteresis}: a margin of P(mask), 0 to 0.5")
+        if self.patience < 0:
+            raise FacemaskError(f"--track-patience {self.patience}: seconds, 0 or more")
+        if self.event_after is not None and self.event_after <= 0:
+            raise FacemaskError(f"--event-after {self.event_after}: seconds, more than 0")
 
 
 def vote(
@@ -71,10 +95,16 @@ class Person:
         decided = self.classes[int(is_mask(self.p_mask, self.threshold))]
         return sureness if self.label == decided else 1 - sureness
 
-    @property
-    def tag(self) -> str:
-        """``#3 mask 91%``: the id and the voted decision, as boxes show it."""
-        return f"#{self.id} {tag(self.label, self.confidence)}"
+    def record(self) -> PersonRecord:
+        """The person as a face's record and the API carry it (its event adds times and the thumbnail)."""
+        sureness = self.confidence
+        return PersonRecord(
+            id=self.id,
+            label=self.label,
+            p_mask=round(self.p_mask, 4),
+            confidence=round(sureness, 4),
+            tag=tag(self.label, sureness),
+        )
 
     def see(self, frame: int, seconds: float, p: float, hysteresis: float) -> None:
         self.last_frame, self.last_time, self.frames = frame, seconds, self.frames + 1
@@ -95,27 +125,25 @@ class Person:
 class PersonTracker:
     """Faces of successive frames -> people with ids and voted labels; people due an event.
 
-    ``update`` once per frame; ``due`` then gives each person once: when its track ends (unseen for the
-    tracker's patience) or when it has been seen ``event_after`` frames, whichever comes first; ``flush``
-    gives the ones left at the end of the stream.
+    ``update`` once per frame; ``due`` then gives each person once: when its track ends (unseen for
+    ``options.patience`` seconds) or when it has been in view ``options.event_after`` seconds, whichever comes
+    first; ``flush`` gives the ones left at the end of the stream. ``fps``: the rate frames arrive at.
     """
 
     def __init__(
         self,
         threshold: float,
         classes: tuple[str, ...],
-        vote_frames: int = 15,
-        hysteresis: float = 0.05,
-        event_after: int | None = None,
+        options: PeopleOptions | None = None,
         fps: float = 30.0,
-        patience: int = PATIENCE,
     ) -> None:
         from trackers import ByteTrackTracker  # ~1 s to import (supervision): only when tracking
 
-        self.threshold, self.classes = threshold, classes
-        self.vote_frames, self.hysteresis, self.event_after = vote_frames, hysteresis, event_after
+        self.threshold, self.classes, self.options = threshold, classes, options or PeopleOptions()
         self.tracker = ByteTrackTracker(
-            lost_track_buffer=patience,
+            lost_track_buffer=round(
+                self.options.patience * 30
+            ),  # ByteTrack counts it at 30 FPS, scales by fps
             frame_rate=fps,
             track_activation_threshold=0.5,  # detector's scores: tracks for every face CenterFace keeps
             minimum_consecutive_frames=1,
@@ -124,8 +152,9 @@ class PersonTracker:
 
     def update(
         self, result: FrameResult, frame: np.ndarray, index: int, seconds: float
-    ) -> list[Person | None]:
-        """The person of each face of ``result`` (None while a new track is unconfirmed: its first frame)."""
+    ) -> list[PersonRecord | None]:
+        """The person of each face of ``result`` (None while a new track is unconfirmed: its first frame), also
+        set as ``result.people``."""
         import supervision as sv
 
         boxes = np.array([face.box for face in result.faces], np.float32).reshape(-1, 4)
@@ -133,13 +162,13 @@ class PersonTracker:
         tracked = self.tracker.update(
             sv.Detections(xyxy=boxes, confidence=scores, data={"face": np.arange(len(boxes))})
         )
-        persons: list[Person | None] = [None] * len(result.faces)
+        people: list[PersonRecord | None] = [None] * len(result.faces)
         for face_index, track in zip(tracked.data.get("face", []), tracked.tracker_id, strict=True):
             if track >= 0:
-                persons[face_index] = self._see(
-                    int(track) + 1, result, int(face_index), frame, index, seconds
-                )
-        return persons
+                person = self._see(int(track) + 1, result, int(face_index), frame, index, seconds)
+                people[face_index] = person.record()
+        result.people = people
+        return people
 
     def _see(
         self, track: int, result: FrameResult, face: int, frame: np.ndarray, index: int, seconds: float
@@ -147,20 +176,20 @@ class PersonTracker:
         person = self.people.get(track)
         if person is None:
             person = Person(
-                track, index, seconds, self.threshold, self.classes, deque(maxlen=self.vote_frames)
+                track, index, seconds, self.threshold, self.classes, deque(maxlen=self.options.vote_frames)
             )
             self.people[track] = person
-        person.see(index, seconds, float(result.probs[face]), self.hysteresis)
+        person.see(index, seconds, float(result.probs[face]), self.options.hysteresis)
         person.keep_face(frame, result.crops[face], result.faces[face].score)
         return person
 
     def due(self) -> list[Person]:
-        """People whose event is due now: track ended, or seen ``event_after`` frames. Each once."""
-        alive = {track.tracker_id + 1 for track in self.tracker.tracks}
+        """People whose event is due now: track ended, or in view ``event_after`` seconds. Each once."""
+        alive, after = self._alive(), self.options.event_after
         ready = [
             person
             for track, person in self.people.items()
-            if track not in alive or (self.event_after is not None and person.frames >= self.event_after)
+            if track not in alive or (after is not None and person.last_time - person.first_time >= after)
         ]
         return self._report(ready)
 
@@ -168,9 +197,12 @@ class PersonTracker:
         """Everyone not yet reported: the end of the stream ends every track."""
         return self._report(list(self.people.values()))
 
+    def _alive(self) -> set[int]:
+        return {track.tracker_id + 1 for track in self.tracker.tracks}
+
     def _report(self, people: list[Person]) -> list[Person]:
         """Marks ``people`` reported; forgets those whose track ended (their id never comes back)."""
-        alive = {track.tracker_id + 1 for track in self.tracker.tracks}
+        alive = self._alive()
         fresh = [person for person in people if not person.reported]
         for person in people:
             person.reported = True

@@ -1,32 +1,42 @@
-"""``facemask serve``: the JSON API and the page (upload photos, or the browser's webcam live).
+"""``facemask serve``: the JSON API and the operator console (photos, a browser's camera, the doors).
 
 ``POST /api/predict`` takes one image (multipart field ``image``) and returns every face with its box,
-label and P(mask); the page draws them. OpenAPI at ``/docs`` and ``/openapi.json``. Bad requests get a
-4xx with a one-line ``detail``; inference runs one request at a time (the detector is not thread-safe).
+label and P(mask); ``POST /api/live?camera=NAME`` is a browser camera's next frame, its faces tracked into
+people; the cameras the server reads itself (``Entrance``) run for the app's lifespan. OpenAPI at ``/docs``
+and ``/openapi.json``. Bad requests get a 4xx with a one-line ``detail``; inference runs one frame or request
+at a time (the detector is not thread-safe).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
+import cv2
 import numpy as np
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from facemask.inference.classifier import Classifier
-from facemask.inference.events import EventSink, Webhook
-from facemask.inference.realtime import FrameResult, classify_frame
+from facemask.inference.frames import FrameResult, classify_frame
+from facemask.inference.realtime import annotate
+from facemask.inference.records import EventRecord, FaceRecord
 from facemask.vision.crops import FaceCropper
 from facemask.vision.images import ImageError, load_frame
+from facemask.web.entrance import Door, DoorRefused, Entrance
 
+log = logging.getLogger("facemask.serve")
+
+BROWSER_CAMERA = "webcam"  # the door a browser's frames go to when it names none
 STATIC = Path(str(files("facemask.web") / "static"))
 DEFAULT_MAX_UPLOAD = 10 * 1024 * 1024
 #: The most pixels an upload may have: a 12-megapixel phone photo or a 4K camera frame fits, and 16 megapixels
@@ -44,49 +54,46 @@ OPERATOR_WORDS = {
 }
 
 
-class FaceOut(BaseModel):
-    """One classified face: ``FrameResult.face_records`` as the API documents it."""
-
-    box: list[float]  # the detector's box x1, y1, x2, y2 in image pixels
-    crop: list[int]  # the region the classifier saw (box + margin)
-    score: float
-    label: str
-    p_mask: float
-    confidence: float  # of the decision: 0.5 at the threshold, 1 at p_mask 1 (mask) or 0 (no mask)
-    tag: str  # the decision and its confidence as the page shows it, e.g. "no mask 93%"
-
-
-class LiveFaceOut(FaceOut):
-    """A camera frame's face with the person it belongs to (None on a track's first frame)."""
-
-    track: int | None = None
-    person_label: str | None = None
-    person_p_mask: float | None = None
-    person_confidence: float | None = None
-    person_tag: str | None = None
-
-
 class PredictOut(BaseModel):
     width: int
     height: int
     threshold: float
-    faces: list[FaceOut]
+    faces: list[FaceRecord]
     milliseconds: float
 
 
 class LiveOut(PredictOut):
     """A camera frame: its faces with their people, and the entrance events this frame completed."""
 
-    faces: list[LiveFaceOut]
-    events: list[dict]
+    camera: str
+    events: list[EventRecord]
 
 
-class Stats(BaseModel):
-    """The entrance since the server started: people by voted label, per minute, frames seen."""
+class CameraStats(BaseModel):
+    """One door since the server started: frames seen, people by voted label and per minute."""
 
+    source: (
+        str  # "browser" (frames posted to /api/live) or the stream/file the server reads, without password
+    )
+    status: str  # browser | live | reconnecting | ended
     frames: int
     people: dict[str, int]
     per_minute: list[dict]
+
+
+class Stats(BaseModel):
+    """Every door together, and each by name."""
+
+    frames: int
+    people: dict[str, int]
+    cameras: dict[str, CameraStats]
+
+
+class RecentEvents(BaseModel):
+    """Events since ``after`` (``/api/events?after=N``), oldest first; ask again with ``after=next``."""
+
+    next: int
+    events: list[EventRecord]
 
 
 class Health(BaseModel):
@@ -105,13 +112,24 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     entrance: Entrance | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="facemask", summary="Mask / no mask for every face in a photo")
-    # One thread decodes and infers, a request at a time: the detector is not thread-safe, and the memory of
-    # a decoded photo is reused by the next one (decoded in pool threads, each thread's allocator kept its
-    # own: 8 uploads of 24 megapixels held 2 GB).
+    # One thread decodes and infers, a request or a camera frame at a time: the detector is not thread-safe,
+    # and the memory of a decoded photo is reused by the next one (decoded in pool threads, each thread's
+    # allocator kept its own: 8 uploads of 24 megapixels held 2 GB).
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
     too_large = f"Photo too large: at most {max_upload / 2**20:g} MB"
-    entrance = entrance or Entrance()
+    entrance = entrance or Entrance(classifier, cropper)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        """The cameras the server reads run while it serves; when it stops, every camera's open tracks
+        become events and the webhook drains (the last people at the doors are not lost)."""
+        entrance.start(worker)
+        yield
+        counts = await asyncio.get_running_loop().run_in_executor(None, entrance.close, worker)
+        log.warning("stopped: %s", json.dumps(counts))
+        worker.shutdown()
+
+    app = FastAPI(title="facemask", summary="Mask / no mask for every face in a photo", lifespan=lifespan)
 
     @app.middleware("http")
     async def limit_upload(request: Request, call_next):
@@ -135,87 +153,78 @@ def create_app(
             classes=list(classifier.classes),
         )
 
-    def analyse(name: str, data: bytes, live: bool = False, blur: bool = False) -> PredictOut:
-        """A photo (or, ``live``, the entrance camera's next frame: faces tracked into people)."""
-        start = time.perf_counter()
+    def decode(name: str, data: bytes) -> np.ndarray:
         try:
-            frame = load_frame(name, data, max_pixels, UPLOAD_SIDE)
+            return load_frame(name, data, max_pixels, UPLOAD_SIDE)
         except ImageError as err:
             raise refusal(err, name, max_pixels) from None
-        result = classify_frame(frame, cropper, classifier)
-        persons, events = entrance.see(result, frame, classifier, blur) if live else (None, [])
-        out = {
+
+    def faces(frame: np.ndarray, result: FrameResult, start: float) -> dict:
+        return {
             "width": frame.shape[1],
             "height": frame.shape[0],
             "threshold": classifier.threshold,
-            "faces": result.face_records(persons),  # validated as FaceOut, or LiveFaceOut with the person
+            "faces": result.records(),
             "milliseconds": round((time.perf_counter() - start) * 1000, 1),
         }
-        return LiveOut(**out, events=events) if live else PredictOut(**out)
 
-    async def analysed(image: UploadFile, live: bool = False, blur: bool = False) -> PredictOut:
+    def analyse(name: str, data: bytes) -> PredictOut:
+        start, frame = time.perf_counter(), decode(name, data)
+        return PredictOut(**faces(frame, classify_frame(frame, cropper, classifier), start))
+
+    def analyse_live(name: str, data: bytes, door: Door, blur: bool) -> LiveOut:
+        start, frame = time.perf_counter(), decode(name, data)
+        result, events = entrance.see(door, frame, time.perf_counter() - door.started, blur)
+        return LiveOut(**faces(frame, result, start), camera=door.session.name, events=events)
+
+    async def on_worker(function, image: UploadFile, *args):
         data = await image.read(max_upload + 1)
         if len(data) > max_upload:
             raise HTTPException(413, too_large)
         name = image.filename or "upload"
-        return await asyncio.get_running_loop().run_in_executor(worker, analyse, name, data, live, blur)
+        return await asyncio.get_running_loop().run_in_executor(worker, function, name, data, *args)
 
     @app.post("/api/predict", responses={400: {}, 413: {}, 415: {}})
     async def predict(
         image: Annotated[UploadFile, File(description="a photo: JPEG, PNG, WebP, BMP...")],
     ) -> PredictOut:
-        return await analysed(image)
+        return await on_worker(analyse, image)
 
-    @app.post("/api/live", responses={400: {}, 413: {}, 415: {}})
+    @app.post("/api/live", responses={400: {}, 409: {}, 413: {}, 415: {}, 429: {}})
     async def live(
-        image: Annotated[UploadFile, File(description="the entrance camera's next frame")],
+        image: Annotated[UploadFile, File(description="the camera's next frame")],
         blur: Annotated[bool, Form(description="blur the faces of the events' thumbnails")] = False,
+        camera: Annotated[str, Query(description="the door this browser watches")] = BROWSER_CAMERA,
     ) -> LiveOut:
-        return await analysed(image, live=True, blur=blur)
+        try:
+            door = entrance.browser_door(camera)
+        except DoorRefused as err:
+            raise HTTPException(err.status, str(err)) from None
+        return await on_worker(analyse_live, image, door, blur)
 
     @app.get("/api/stats")
     def stats() -> Stats:
-        counter = entrance.sink.counter
-        return Stats(frames=entrance.frames, people=counter.totals(), per_minute=counter.per_minute())
+        return Stats(**entrance.stats())
+
+    @app.get("/api/events")
+    def events(
+        after: Annotated[int, Query(ge=0, description="the last event seen: next")] = 0,
+    ) -> RecentEvents:
+        following, recent = entrance.recent(after)
+        return RecentEvents(next=following, events=recent)
+
+    @app.get("/api/cameras/{name}/frame.jpg", responses={404: {}}, response_class=Response)
+    def latest_frame(name: str) -> Response:
+        """The camera's latest frame with its faces and people drawn, for the console."""
+        door = entrance.doors.get(name)
+        if door is None or door.latest is None:
+            raise HTTPException(404, f"no frame from camera {name} yet")
+        frame, result = door.latest
+        jpeg = cv2.imencode(".jpg", annotate(frame, result, blurred=door.session.blurred))[1]
+        return Response(jpeg.tobytes(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-
-
-@dataclass
-class Entrance:
-    """The camera at the door (``/api/live``): its frames' faces tracked into people, a label voted per person,
-    one event each (counted for ``/api/stats``, posted to ``webhook``). The page sends a few frames a second,
-    so a track ends after ``patience`` frames unseen (2 s at 5 per second) and an event is due after
-    ``event_after`` frames (5 s), whichever first."""
-
-    webhook: str | None = None
-    fps: float = 5.0
-    patience: int = 10
-    event_after: int = 25
-    frames: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    tracker: Any = None  # a PersonTracker from the first frame on (importing it takes a second)
-    sink: EventSink = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.sink = EventSink(webhook=Webhook(self.webhook) if self.webhook else None)
-
-    def see(
-        self, result: FrameResult, frame: np.ndarray, classifier: Classifier, blur: bool
-    ) -> tuple[list, list[dict]]:
-        """The person of each face of the next frame, and the events it completes."""
-        if self.tracker is None:
-            from facemask.inference.tracking import PersonTracker
-
-            self.tracker = PersonTracker(
-                classifier.threshold, classifier.classes, event_after=self.event_after, fps=self.fps,
-                patience=self.patience,
-            )  # fmt: skip
-        persons = self.tracker.update(result, frame, self.frames, time.perf_counter() - self.started)
-        self.frames += 1
-        self.sink.blurred = blur
-        return persons, self.sink.emit(self.tracker.due())
 
 
 def refusal(err: ImageError, name: str, max_pixels: int) -> HTTPException:

@@ -1,6 +1,7 @@
-// The facemask operator console: posts photos to /api/predict and camera frames to /api/live (where the server
-// tracks faces into people), draws the faces it returns, keeps the session's totals, raises an alert for a
-// person without a mask, and logs every result (a photo's faces, a person at the camera) in a history.
+// The facemask operator console: posts photos to /api/predict and this browser's camera frames to /api/live
+// (where the server tracks faces into people), shows every door the server watches with its totals, keeps the
+// session's totals, raises an alert for a person without a mask at any door, and logs every result (a photo's
+// faces, a person's entrance event at a door) in a history. Records are the server's (facemask.inference.records).
 "use strict";
 
 const COLOURS = { WithMask: "#007a1f", WithoutMask: "#c8000a" };
@@ -271,8 +272,8 @@ function drawFaces(canvas, image, result) {
 // A face at the camera shows its person: id and the label voted over its frames (stable while one frame
 // wavers); a photo's face, or a person's first frame, its own decision.
 function shownTag(face) {
-  if (face.track == null) return { text: face.tag, label: face.label };
-  return { text: `#${face.track} ${face.person_tag}`, label: face.person_label };
+  if (!face.person) return { text: face.tag, label: face.label };
+  return { text: `#${face.person.id} ${face.person.tag}`, label: face.person.label };
 }
 
 // --- photos -------------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ async function showPhoto(file, item) {
 // --- live camera --------------------------------------------------------------------------------
 let stream = null;
 let timer = null;
-const alerted = new Set(); // people at the camera already alerted for, by track id
+const alerted = new Set(); // people already alerted for, as "door#id"
 
 function cameraWords(error) {
   if (error.name === "NotAllowedError") return "The camera was not allowed: allow it in the browser and try again";
@@ -360,7 +361,8 @@ async function liveLoop(video, status) {
     grab.getContext("2d").drawImage(video, 0, 0);
     try {
       const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", 0.85));
-      const result = await post("/api/live", blob, "frame.jpg", { blur: document.getElementById("blur").checked });
+      const door = encodeURIComponent(document.getElementById("door").value.trim() || "webcam");
+      const result = await post(`/api/live?camera=${door}`, blob, "frame.jpg", { blur: document.getElementById("blur").checked });
       if (!stream) return; // stopped while the frame was on its way
       drawFaces(document.getElementById("live-canvas"), grab, result);
       liveFrame(result);
@@ -375,20 +377,82 @@ async function liveLoop(video, status) {
   timer = setTimeout(() => liveLoop(video, status), Math.max(0, period - (performance.now() - started)));
 }
 
-// The server tracks the camera's faces into people: the people in view are counted by their voted label,
-// a person is alerted for once, as soon as their vote says no mask, and each person's entrance event (when
-// they leave, or after a few seconds in view) adds them to the totals and the history, with its thumbnail.
+// The server tracks the camera's faces into people: the people in view are counted by their voted label and
+// a person is alerted for once, as soon as their vote says no mask. Their entrance events come, like every
+// door's, from /api/events (pollEvents).
 function liveFrame(result) {
   showInView(result.faces.map((face) => shownTag(face).label));
-  const time = new Date();
   for (const face of result.faces) {
-    if (face.person_label !== "WithoutMask" || alerted.has(face.track)) continue;
-    alerted.add(face.track);
-    raiseAlert(1, `live camera, person #${face.track}`, time);
+    if (face.person?.label === "WithoutMask") alertOnce(result.camera, face.person.id, new Date());
   }
-  for (const event of result.events) {
-    addPeople([event.label]);
-    addEvent({ text: `#${event.id} ${event.tag}`, source: "live camera", kind: event.label, thumb: eventThumbnail(event), label: event.label, time });
+}
+
+function alertOnce(camera, id, time) {
+  const key = `${camera}#${id}`;
+  if (alerted.has(key)) return;
+  alerted.add(key);
+  raiseAlert(1, `${camera}, person #${id}`, time);
+}
+
+// --- doors --------------------------------------------------------------------------------------
+// Every door's entrance events, in order, once each: a person adds to the totals and the history (with the
+// server's thumbnail), and one without a mask raises the alert unless it already did while in view.
+let eventsSeen = null; // the last event taken; null until the first poll (older events are not replayed)
+
+async function pollEvents() {
+  try {
+    const response = await fetch(`/api/events?after=${eventsSeen ?? 0}`);
+    const recent = await response.json();
+    if (eventsSeen !== null) {
+      for (const event of recent.events) {
+        const time = new Date(event.at);
+        addPeople([event.label]);
+        addEvent({ text: `#${event.id} ${event.tag}`, source: event.camera, kind: event.label, thumb: eventThumbnail(event), label: event.label, time });
+        if (event.label === "WithoutMask") alertOnce(event.camera, event.id, time);
+      }
+    }
+    eventsSeen = recent.next;
+  } catch {
+    // the server is away: the health line says so; try again
+  }
+  setTimeout(pollEvents, 1000);
+}
+
+// The doors side by side: each camera the server reads shows its latest annotated frame; every door (browser
+// cameras too) its status and people since the server started.
+async function pollDoors() {
+  try {
+    const stats = await (await fetch("/api/stats")).json();
+    const grid = document.getElementById("doors-grid");
+    const names = Object.keys(stats.cameras);
+    document.getElementById("no-doors").hidden = names.length > 0;
+    for (const name of names) showDoor(grid, name, stats.cameras[name]);
+  } catch {
+    // the server is away: try again
+  }
+  setTimeout(pollDoors, 2000);
+}
+
+function showDoor(grid, name, camera) {
+  let figure = grid.querySelector(`figure[data-camera="${CSS.escape(name)}"]`);
+  if (!figure) {
+    figure = document.createElement("figure");
+    figure.className = "door counter";
+    figure.dataset.camera = name;
+    figure.innerHTML = `<img alt=""><figcaption><b></b> <span class="status"></span><br><span class="counts"></span></figcaption>`;
+    figure.querySelector("b").textContent = name;
+    figure.querySelector("img").alt = `door ${name}`;
+    grid.append(figure);
+  }
+  const people = camera.people.WithMask || 0;
+  const without = camera.people.WithoutMask || 0;
+  showCount(figure, { people: people + without, mask: people, nomask: without });
+  figure.dataset.status = camera.status;
+  figure.querySelector(".status").textContent = `${camera.status} · ${camera.source} · ${camera.frames} frames`;
+  const image = figure.querySelector("img");
+  image.hidden = camera.source === "browser"; // a browser's camera is shown by that browser
+  if (!image.hidden && !document.getElementById("doors").hidden && camera.frames) {
+    image.src = `/api/cameras/${encodeURIComponent(name)}/frame.jpg?frame=${camera.frames}`;
   }
 }
 
@@ -403,7 +467,7 @@ function stopCamera() {
 
 // --- wiring -------------------------------------------------------------------------------------
 function showTab(name) {
-  for (const tab of ["upload", "live"]) {
+  for (const tab of ["upload", "live", "doors"]) {
     document.getElementById(tab).hidden = tab !== name;
     document.getElementById(`tab-${tab}`).classList.toggle("active", tab === name);
   }
@@ -412,6 +476,7 @@ function showTab(name) {
 
 document.getElementById("tab-upload").onclick = () => showTab("upload");
 document.getElementById("tab-live").onclick = () => showTab("live");
+document.getElementById("tab-doors").onclick = () => showTab("doors");
 document.getElementById("files").onchange = (event) => {
   showPhotos(event.target.files);
   event.target.value = ""; // choosing the same photo again is a new upload
@@ -424,6 +489,8 @@ drop.ondragover = (event) => { event.preventDefault(); drop.classList.add("over"
 drop.ondragleave = () => drop.classList.remove("over");
 drop.ondrop = (event) => { event.preventDefault(); drop.classList.remove("over"); showPhotos(event.dataTransfer.files); };
 
+pollEvents();
+pollDoors();
 fetch("/api/health")
   .then((response) => response.json())
   .then((health) => {
