@@ -208,7 +208,9 @@ def add_people_options(parser: argparse.ArgumentParser) -> None:
         help="a person's event when its track ends or after this long in view, whichever first; 0: at the "
         "track's end only (default %(default)s)",
     )
-    group.add_argument("--events", help="JSON-lines file of people's events (detect: default beside --output)")
+    group.add_argument(
+        "--events", help="JSON-lines file of people's events (detect: default beside --output)"
+    )
     group.add_argument("--webhook", help="also POST each event as JSON to this URL (in the background)")
     group.add_argument(
         "--rotate-mb",
