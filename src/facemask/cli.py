@@ -105,7 +105,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         cropper,
         classifier,
         people,
-        make_event_sink(args, events_path if people else None) if people else None,
+        make_event_sink(args, events_path) if people else None,
         source.fps or 30.0,
         args.blur,
     )
@@ -154,12 +154,12 @@ def beside_output(output: Path | None, suffix: str, name: str) -> Path | None:
 def people_options(args: argparse.Namespace):
     """The flags of ``add_people_options`` as the pipeline's options, checked (with the webhook's URL)."""
     from facemask.inference.events import check_url
+    from facemask.inference.logfiles import check_rotate_mb
     from facemask.inference.tracking import PeopleOptions
 
     if args.webhook:  # before the log and events files are opened
         check_url(args.webhook)
-    if args.rotate_mb is not None and args.rotate_mb <= 0:
-        raise FacemaskError(f"--rotate-mb {args.rotate_mb}: a size in MB, more than 0")
+    check_rotate_mb(args.rotate_mb)
     after = None if args.event_after == 0 else args.event_after
     return PeopleOptions(args.vote_frames, args.hysteresis, args.track_patience, after)
 

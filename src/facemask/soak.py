@@ -78,11 +78,13 @@ def sample(index: int, start: float, session: CameraSession) -> dict:
 def run_soak(args: argparse.Namespace) -> dict:
     """The soak of ``facemask soak``'s flags; its figures, also saved as ``soak.json`` in ``args.output``."""
     video, folder = Path(args.source), Path(args.output)
-    if not cv2.VideoCapture(str(video)).isOpened():
+    capture = cv2.VideoCapture(str(video))
+    readable, fps = capture.isOpened(), capture.get(cv2.CAP_PROP_FPS) or 30.0
+    capture.release()
+    if not readable:
         raise FacemaskError(f"{video}: not a video OpenCV can read")
     classifier = load_classifier(args.model, args.threads)
     sink = EventSink(JsonLines(folder / "events.jsonl", args.rotate_mb))
-    fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 30.0
     cropper = model_cropper(classifier, args.model, args.detector_width, args.min_score, args.margin)
     session = CameraSession("soak", cropper, classifier, PeopleOptions(), sink, fps)
     samples: list[dict] = []

@@ -400,6 +400,7 @@ def test_serve_reads_an_ip_camera_that_drops_and_writes_its_people_when_stopped(
     serve is stopped (SIGTERM) the person still in view is written to --events, with the door's name."""
     import signal
 
+    from tests.unit.test_doors import wait_for
     from tests.unit.test_streams import Camera
 
     canvas = np.full((480, 640, 3), 90, np.uint8)
@@ -411,16 +412,16 @@ def test_serve_reads_an_ip_camera_that_drops_and_writes_its_people_when_stopped(
     try:
         with serving(trained_model["onnx"], *flags) as (host, port, process):
             door = lambda: request("GET", (host, port), "/api/stats")[1]["cameras"]["door"]  # noqa: E731
-            wait_until(lambda: door()["frames"] >= 10)
+            wait_for(lambda: door()["frames"] >= 10)
             camera.stop()
-            wait_until(lambda: door()["status"] == "reconnecting")
+            wait_for(lambda: door()["status"] == "reconnecting")
             time.sleep(2)
             seen = door()["frames"]
             camera.start()
             back = time.monotonic()
-            wait_until(lambda: door()["frames"] > seen and door()["status"] == "live")
+            wait_for(lambda: door()["frames"] > seen and door()["status"] == "live")
             assert time.monotonic() - back < 5, "reading again within 5 s of the camera's return"
-            wait_until(lambda: door()["frames"] >= seen + 5)
+            wait_for(lambda: door()["frames"] >= seen + 5)
             process.send_signal(signal.SIGTERM)
             # uvicorn shuts down gracefully (the lifespan's end), then re-raises the signal to exit with it
             assert process.wait(timeout=30) in (0, -signal.SIGTERM)
@@ -432,13 +433,6 @@ def test_serve_reads_an_ip_camera_that_drops_and_writes_its_people_when_stopped(
     people = [json.loads(line) for line in events.read_text().splitlines()]
     assert people and {p["camera"] for p in people} == {"door"}
     assert max(p["frames"] for p in people) > 10, "one person across the drop, written at the stop"
-
-
-def wait_until(condition, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def write_mp4(path: Path, photo: Path, seconds: int, fps: int = 10) -> Path:

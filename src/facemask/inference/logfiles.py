@@ -16,13 +16,17 @@ from pydantic import BaseModel
 from facemask.errors import FacemaskError
 
 
+def check_rotate_mb(max_mb: float | None) -> None:
+    if max_mb is not None and max_mb <= 0:
+        raise FacemaskError(f"--rotate-mb {max_mb}: a size in MB, more than 0")
+
+
 class JsonLines:
     """Records (pydantic models or dicts) one a line in ``path``; past ``max_mb`` (None: never) the file rolls
     over: ``path`` -> ``path.1`` -> ... -> ``path.<keep>``, the oldest dropped. Thread-safe."""
 
     def __init__(self, path: Path, max_mb: float | None = 100.0, keep: int = 5) -> None:
-        if max_mb is not None and max_mb <= 0:
-            raise FacemaskError(f"--rotate-mb {max_mb}: a size in MB, more than 0")
+        check_rotate_mb(max_mb)
         self.path, self.keep = Path(path), keep
         self.max_bytes = None if max_mb is None else int(max_mb * 2**20)
         self._lock = threading.Lock()

@@ -27,11 +27,12 @@ class Verdict(BaseModel):
     tag: str = Field(description="the decision and its confidence as boxes show it, e.g. 'no mask 93%'")
 
     @staticmethod
-    def of(label: str, p: float, threshold: float) -> dict:
-        """The verdict's fields for P(mask) ``p`` at ``threshold`` (NaN: no face, no confidence)."""
+    def of(label: str, p: float, threshold: float, sureness: float | None = None) -> dict:
+        """The verdict's fields for P(mask) ``p`` at ``threshold`` (NaN: no face, no confidence); ``sureness``
+        where the label is not the rule's own on ``p`` (a person's vote held inside its hysteresis band)."""
         if math.isnan(p):
             return {"label": label, "p_mask": None, "confidence": None, "tag": label}
-        sureness = confidence(p, threshold)
+        sureness = confidence(p, threshold) if sureness is None else sureness
         return {
             "label": label,
             "p_mask": round(p, 4),

@@ -23,16 +23,15 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
 class Source:
     """Frames with their names; ``fps`` for a video or camera (None for images); ``length``, the number of
     frames where it is known (a video file, images; None for a camera); ``live``: a camera or a stream,
-    whose frames are taken now (a file's are taken at its own pace)."""
+    whose frames are taken now (a file's are taken at its own pace); ``stream``: a network camera's reader,
+    for its state and to ``close`` it from another thread."""
 
     frames: Iterator[tuple[str, np.ndarray]]
     fps: float | None
     is_video: bool
     length: int | None = None
     live: bool = False
-    stream: LiveStream | None = (
-        None  # a network camera's reader: its state, and ``close`` from another thread
-    )
+    stream: LiveStream | None = None
 
     def seconds(self, index: int, started: float) -> float:
         """When frame ``index`` was taken: the clock since ``started`` (``time.perf_counter``) live, the

@@ -66,18 +66,18 @@ class LiveStream:
     reconnecting: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
+        self.name = redact(self.url)
         self._capture = self.opener(self.url, self.timeout_s)
         if not self._capture.isOpened():
             self._capture.release()
             raise FacemaskError(
-                f"{redact(self.url)}: the stream cannot be opened (wrong address, camera off, or no route)"
+                f"{self.name}: the stream cannot be opened (wrong address, camera off, or no route)"
             )
-        self.name = redact(self.url)
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 25.0
         self._latest: tuple[int, np.ndarray] | None = None
         self._changed = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name=f"stream {redact(self.url)}", daemon=True)
+        self._thread = threading.Thread(target=self._read, name=f"stream {self.name}", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:

@@ -3,8 +3,8 @@
 Tracking is the ``trackers`` package's ByteTrack (Roboflow's, the ByteTrack that supervision carried until 0.26
 and moved there): Kalman-predicted boxes matched by IoU, in two stages so that a weak detection (a turned
 head) still continues its track. Chosen over norfair, whose last release pins numpy < 2 and rich < 15, older
-than this project's; ByteTrack needs no appearance model and no torch. Free of CLI and IO concerns: ``CameraSession``
-runs it for ``detect`` and for each of ``serve``'s cameras.
+than this project's; ByteTrack needs no appearance model and no torch. Free of CLI and IO concerns:
+``CameraSession`` runs it for ``detect`` and for each of ``serve``'s cameras.
 
 The vote: a person's label is the decision rule applied to the mean P(mask) of its last ``vote_frames``
 frames, with hysteresis: it flips only when that mean crosses the threshold by ``hysteresis``, so one bad
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from facemask.decision import confidence, is_mask, tag
+from facemask.decision import confidence, is_mask
 from facemask.errors import FacemaskError
 from facemask.inference.frames import FrameResult
-from facemask.inference.records import PersonRecord
+from facemask.inference.records import PersonRecord, Verdict
 
 THUMBNAIL_SIZE = 64  # pixels, the longer side of an event's face thumbnail
 
@@ -97,13 +97,8 @@ class Person:
 
     def record(self) -> PersonRecord:
         """The person as a face's record and the API carry it (its event adds times and the thumbnail)."""
-        sureness = self.confidence
         return PersonRecord(
-            id=self.id,
-            label=self.label,
-            p_mask=round(self.p_mask, 4),
-            confidence=round(sureness, 4),
-            tag=tag(self.label, sureness),
+            id=self.id, **Verdict.of(self.label, self.p_mask, self.threshold, self.confidence)
         )
 
     def see(self, frame: int, seconds: float, p: float, hysteresis: float) -> None:
@@ -140,10 +135,9 @@ class PersonTracker:
         from trackers import ByteTrackTracker  # ~1 s to import (supervision): only when tracking
 
         self.threshold, self.classes, self.options = threshold, classes, options or PeopleOptions()
+        # ByteTrack counts its buffer in frames at 30 FPS and scales it by frame_rate: patience in seconds
         self.tracker = ByteTrackTracker(
-            lost_track_buffer=round(
-                self.options.patience * 30
-            ),  # ByteTrack counts it at 30 FPS, scales by fps
+            lost_track_buffer=round(self.options.patience * 30),
             frame_rate=fps,
             track_activation_threshold=0.5,  # detector's scores: tracks for every face CenterFace keeps
             minimum_consecutive_frames=1,
