@@ -58,7 +58,7 @@ def tiny_checkpoint(root: Path, margin: float = DEFAULT_MARGIN) -> Path:
     ``margin`` is the crop margin it records."""
     data = make_image_folder(root / "data" / "Train", per_class=20).parent
     make_image_folder(data / "Test", per_class=6, seed=1)
-    datamodule = MaskDataModule(str(data), val_fraction=0.25, batch_size=8, extra_test_sets={})
+    datamodule = MaskDataModule(str(data), val_fraction=0.25, batch_size=8)
     trainer = fit(
         MaskClassifier(TINY_NET, ADAM, flip_tta=True, margin=margin),
         datamodule,

@@ -340,7 +340,9 @@ def cmd_mine(args: argparse.Namespace) -> int:
         return 1
     output = write_mined(report, args.output)
     print(f"wrote {len(report.mined)} faces to {output / 'faces'}, mined.csv and contact_sheet.png")
-    print(f"train on them: python train.py ... data.hard_negatives={output / 'faces'}")
+    print(
+        f"train on them: python train.py ... data/mined=faces data.sources.hard_negatives.crops={output / 'faces'}"
+    )
     return 1 if report.errors else 0
 
 

@@ -184,10 +184,10 @@ def test_real_face_crops_train_validate_and_report_mask_rates(train_cfg) -> None
     cfg = train_cfg(
         "data/real=[realmasks,realfaces]",
         "trainer.max_epochs=1",
-        f"data.real_crops.realfaces_masked.crops={crops}/masked/val",
-        f"data.real_crops.realfaces_bare.crops={crops}/bare/val",
-        "data.real_crops.realfaces_masked.per_epoch=300",
-        "data.real_crops.realfaces_bare.per_epoch=200",
+        f"data.sources.realfaces_masked.crops={crops}/masked/val",
+        f"data.sources.realfaces_bare.crops={crops}/bare/val",
+        "data.sources.realfaces_masked.per_epoch=300",
+        "data.sources.realfaces_bare.per_epoch=200",
         *DATA,
     )
     metrics = train(cfg)

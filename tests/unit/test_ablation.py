@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from facemask.data.datamodule import present
+
 PRECISION = {"metric": "precision", "target": 0.98}
 BALANCED = {"metric": "balanced", "target": None}
 
@@ -25,14 +27,18 @@ def test_each_arm_changes_what_it_says(train_cfg, arm: str) -> None:
     real_train, real_val, margins, repeat, rule, occluded = ARMS[arm]
     cfg = train_cfg("experiment=best", f"ablation={arm}")
     data = cfg.data
-    assert bool(data.real_photos) == real_train and bool(data.val_sets) == real_val
-    assert not data.real_crops, "issue 12's arms: no real crops"
+    sources = {name for name, source in data.sources.items() if source}
+    assert sources == ({"dataset", "realmasks"} if real_train else {"dataset"}), (
+        "issue 12's arms: no real crops"
+    )
+    assert bool(present(data.val_sets)) == real_val
     if real_train or real_val:
         assert data.val_weights == "size", "pinned to issue 12's pool, every image alike"
     if real_train:
         assert (data.real_margins, data.real_repeat) == (margins, repeat)
     assert dict(cfg.operating_point) == rule
-    assert data.synthetic.occluded == occluded and data.framing == "both"
+    dataset = data.sources.dataset
+    assert dataset.synthesis.occluded == occluded and dataset.framing == "both"
     assert (data.size, data.channels) == (28, 1), "measured at the 28x28 gray input: pinned"
 
 
@@ -50,12 +56,13 @@ CROP_ARMS = {
 def test_each_crop_arm_adds_what_it_says(train_cfg, arm: str) -> None:
     crops, val_sets, occluded = CROP_ARMS[arm]
     data = train_cfg("experiment=best", f"ablation={arm}").data
-    assert list(data.real_crops or {}) == crops and list(data.val_sets) == val_sets
-    assert list(data.real_photos) == ["realmasks"] and data.synthetic.occluded == occluded
+    assert list(data.sources) == ["dataset", "realmasks", *crops] and list(data.val_sets) == val_sets
+    assert data.sources.dataset.synthesis.occluded == occluded
     assert data.val_weights == ("size" if arm == "issue12" else None), "issue 12 pooled every image alike"
     assert (data.size, data.channels) == (28, 1), "measured at the 28x28 gray input: pinned"
-    for spec in (data.real_crops or {}).values():
-        assert spec.per_epoch > 0 and spec.repeat == 1, "large sources are drawn, not repeated"
+    for name in crops:
+        source = data.sources[name]
+        assert source.per_epoch > 0 and source.repeat == 1, "large sources are drawn, not repeated"
 
 
 #: issue 22's input -> (size, channels, stem stride)
@@ -81,4 +88,4 @@ def test_the_bank_reads_64_px_colour_and_issue_20s_input_is_one_override(train_c
     assert (best.data.size, best.data.channels, best.model.net.stem_stride) == INPUTS["rgb64"]
     issue20 = train_cfg("experiment=best", "input=gray28")
     assert (issue20.data.size, issue20.data.channels, issue20.model.net.stem_stride) == INPUTS["gray28"]
-    assert issue20.data.real_crops == best.data.real_crops and issue20.model.optimizer == best.model.optimizer
+    assert issue20.data.sources == best.data.sources and issue20.model.optimizer == best.model.optimizer

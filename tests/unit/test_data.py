@@ -10,6 +10,7 @@ import torch
 
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import CLASSES, DatasetError, ImageSet, load_image_folder
+from facemask.data.labelled import DatasetFolder
 from facemask.data.root import dataset_of, find_data_root, find_root, missing
 from facemask.data.sets import fetch_hint
 from facemask.data.splits import stratified_fold, stratified_split
@@ -95,7 +96,7 @@ def test_layout_errors_say_which_folder(tmp_path: Path) -> None:
 
 def test_missing_split_is_named(tmp_path: Path) -> None:
     make_image_folder(tmp_path / "data" / "Train", per_class=4)
-    datamodule = MaskDataModule(root=str(tmp_path / "data"), extra_test_sets=None)
+    datamodule = MaskDataModule(root=str(tmp_path / "data"))
     with pytest.raises(DatasetError, match=r"split folder Test/ \(or test/\) is missing"):
         datamodule.setup("fit")
 
@@ -182,7 +183,10 @@ def test_datamodule_batches_are_scaled_and_augmented_only_in_training(
         val_fraction=0.25,
         batch_size=8,
         augment=Invert(),
-        extra_test_sets={"street": str(extra), "absent": str(tmp_path / "absent")},
+        test_sets={
+            "street": DatasetFolder(folder=str(extra)),
+            "absent": DatasetFolder(folder=str(tmp_path / "absent")),
+        },
     )
     datamodule.setup("fit")
     assert [len(datamodule.sets[n]) for n in ("train", "val", "test", "street")] == [30, 10, 12, 6]

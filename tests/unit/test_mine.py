@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.utils import instantiate
 from PIL import Image
 
 import facemask.vision.faces as faces
 from facemask.cli import main
-from facemask.data.datamodule import MaskDataModule
 from facemask.inference.classifier import load_classifier
 from facemask.inference.mine import SHEET_COLUMNS, TILE
 from tests.synthetic import SquareFaces, crop_folder, make_image_folder
@@ -36,7 +36,12 @@ def bare_crops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("kind", ["onnx", "ckpt"])
 def test_mine_writes_the_hard_faces_and_training_takes_them_back(
-    models: dict[str, Path], bare_crops: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture
+    models: dict[str, Path],
+    bare_crops: Path,
+    tmp_path: Path,
+    kind: str,
+    capsys: pytest.CaptureFixture,
+    train_cfg,
 ) -> None:
     out = tmp_path / "mined"
     assert main(["mine", str(models[kind]), str(bare_crops), "--output", str(out), "--near", "1"]) == 0
@@ -57,13 +62,9 @@ def test_mine_writes_the_hard_faces_and_training_takes_them_back(
 
     data = make_image_folder(tmp_path / "data" / "Train", per_class=10).parent
     make_image_folder(data / "Test", per_class=3, seed=1)
-    datamodule = MaskDataModule(
-        str(data),
-        extra_test_sets={},
-        hard_negatives=str(out / "faces"),
-        hard_negatives_repeat=2,
-        cache_dir=str(tmp_path / "cache"),
-    )
+    command = printed.split("train on them: python train.py ... ")[1].split()  # what mine says to run
+    cfg = train_cfg(f"data.root={data}", f"paths.data_root={tmp_path}", *command)
+    datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     assert datamodule.train_sizes["hard_negatives"] == 2 * 12
     assert datamodule.sets["train"].labels[-24:].sum() == 0, "mined faces train as WithoutMask"

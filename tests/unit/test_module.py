@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from facemask.data.datamodule import MaskDataModule
+from facemask.data.labelled import DatasetFolder
 from facemask.evaluation.calibration import operating_point
 from facemask.module import LossNotFinite, MaskClassifier
 from tests.synthetic import ADAM, TINY_NET, fit, make_image_folder
@@ -22,7 +23,9 @@ def test_forward_normalises_inputs() -> None:
 
 def test_test_metrics_are_named_after_each_test_set(tiny_dataset: Path, tmp_path: Path) -> None:
     extra = make_image_folder(tmp_path / "street", per_class=4, seed=5)
-    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, extra_test_sets={"street": str(extra)})
+    datamodule = MaskDataModule(
+        root=str(tiny_dataset), batch_size=8, test_sets={"street": DatasetFolder(folder=str(extra))}
+    )
     model = MaskClassifier(TINY_NET, ADAM)
     trainer = fit(model, datamodule, tmp_path)
     scores = {
@@ -51,13 +54,13 @@ def test_a_nan_loss_stops_training_naming_the_step(tiny_dataset: Path, tmp_path:
             out = self.linear(x.flatten(1))
             return out * float("nan") if self.calls > 2 else out
 
-    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, extra_test_sets=None)
+    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8)
     with pytest.raises(LossNotFinite, match=r"train/loss is nan at global step 2: training diverged"):
         fit(MaskClassifier(NaNAfterTwo(), ADAM), datamodule, tmp_path, num_sanity_val_steps=0)
 
 
 def test_a_checkpoint_alone_rebuilds_the_model(tiny_dataset: Path, tmp_path: Path) -> None:
-    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, extra_test_sets=None)
+    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8)
     model = MaskClassifier(TINY_NET, ADAM)
     trainer = fit(model, datamodule, tmp_path)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
@@ -69,7 +72,7 @@ def test_a_checkpoint_alone_rebuilds_the_model(tiny_dataset: Path, tmp_path: Pat
 def test_the_operating_threshold_is_chosen_on_val_and_used_for_test(
     tiny_dataset: Path, tmp_path: Path
 ) -> None:
-    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, val_fraction=0.5, extra_test_sets=None)
+    datamodule = MaskDataModule(root=str(tiny_dataset), batch_size=8, val_fraction=0.5)
     model = MaskClassifier(TINY_NET, ADAM, operating_point={"metric": "recall", "target": 1.0})
     trainer = fit(model, datamodule, tmp_path)
     val = datamodule.sets["val"]

@@ -15,6 +15,8 @@ import facemask.vision.faces as faces
 from facemask.data.crops import framed_crops
 from facemask.data.datamodule import MaskDataModule, pool_repeats
 from facemask.data.draws import SourceDraws
+from facemask.data.labelled import Crops
+from facemask.data.sources import DatasetFaces, RealCrops
 from facemask.errors import DatasetError, FacemaskError
 from facemask.vision.crops import CROP_PAD, FaceCropper, face_of_crop, pad_crop
 from facemask.vision.images import ImageError, load_frame
@@ -70,7 +72,7 @@ def test_bad_crop_folders_get_one_clear_line(tmp_path: Path, monkeypatch: pytest
         framed_crops(folder, 0.36, label=0)
     assert len(framed_crops(folder, 0.36, label=0, skip_bad_files=True)) == 4
     datamodule = MaskDataModule(
-        str(tiny_root(tmp_path)), extra_test_sets={}, real_crops={"x": {"crops": str(folder), "label": "hat"}}
+        str(tiny_root(tmp_path)), sources={"x": RealCrops(crops=str(folder), label="hat")}
     )
     with pytest.raises(DatasetError, match=r"some: label 'hat' is not a class"):
         datamodule.setup("fit")
@@ -94,16 +96,15 @@ def test_crop_sources_join_training_drawn_per_epoch_and_validation_weighted(
         str(tiny_root(tmp_path)),
         val_fraction=0.2,
         batch_size=4,
-        extra_test_sets={},
-        real_crops={
-            "masked": {"crops": str(masked), "per_epoch": 5},
-            "bare": {"crops": str(bare), "label": "WithoutMask"},
+        sources={
+            "dataset": DatasetFaces(),
+            "masked": RealCrops(crops=str(masked), per_epoch=5),
+            "bare": RealCrops(crops=str(bare), label="WithoutMask"),
+            "hard_negatives": RealCrops(crops=str(bare), label="WithoutMask", repeat=3),
         },
         real_margins=[0.1, 0.36],
-        hard_negatives=str(bare),
-        hard_negatives_repeat=3,
-        val_sets={"val_bare": {"crops": str(bare), "label": "WithoutMask"}},
-        mask_rate_sets={"incorrect": {"crops": str(bare), "label": "WithMask"}},
+        val_sets={"val_bare": Crops(crops=str(bare), label="WithoutMask")},
+        mask_rate_sets={"incorrect": Crops(crops=str(bare), label="WithMask")},
         cache_dir=str(tmp_path / "cache"),
     )
     datamodule.setup("fit")
@@ -148,13 +149,14 @@ def test_pool_repeats_give_each_set_its_weight() -> None:
     assert pool_repeats({"a": 10, "b": 10}) == {"a": 1, "b": 1}
 
 
-def test_validation_weights_name_known_sets(tmp_path: Path) -> None:
+def test_validation_weights_and_set_names_are_checked(tmp_path: Path) -> None:
+    bare = Crops(crops="bare")
     with pytest.raises(FacemaskError, match=r"data\.val_weights names val_gym: expected val_dataset"):
         MaskDataModule(str(tmp_path), val_sets={}, val_weights={"val_gym": 1})
     with pytest.raises(FacemaskError, match=r"every weight must be a number > 0"):
         MaskDataModule(str(tmp_path), val_weights={"val_dataset": 0})
-    with pytest.raises(FacemaskError, match=r"data\.hard_negatives_repeat=0"):
-        MaskDataModule(str(tmp_path), hard_negatives_repeat=0)
+    with pytest.raises(FacemaskError, match=r"data: set name\(s\) val_bare used twice"):
+        MaskDataModule(str(tmp_path), val_sets={"val_bare": bare}, mask_rate_sets={"val_bare": bare})
     assert pool_repeats({"a": 10, "b": 300}, "size") == {"a": 1, "b": 1}, "size: the plain concatenation"
     with pytest.raises(FacemaskError, match=r"data\.val_weights='every': expected null, size, or a mapping"):
         MaskDataModule(str(tmp_path), val_weights="every")
@@ -166,9 +168,8 @@ def test_a_real_source_draws_and_repeats_whole_numbers(
     monkeypatch.setattr(faces, "CenterFace", SquareFaces)
     folder = crop_folder(tmp_path / "bare", classes=("",))
     for key, value in (("per_epoch", -5), ("repeat", 1.5)):
-        spec = {"crops": str(folder), "label": "WithoutMask", key: value}
-        datamodule = MaskDataModule(str(tiny_root(tmp_path)), extra_test_sets={}, real_crops={"bare": spec})
+        source = RealCrops(crops=str(folder), label="WithoutMask", **{key: value})
         with pytest.raises(
-            DatasetError, match=rf"data\.real_\*\.bare\.{key}={value}: expected a whole number"
+            FacemaskError, match=rf"data\.sources\.bare\.{key}={value}: expected a whole number"
         ):
-            datamodule.setup("fit")
+            MaskDataModule(str(tiny_root(tmp_path)), sources={"bare": source})

@@ -14,7 +14,9 @@ from PIL import Image
 import facemask.vision.faces as faces
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import DatasetError
+from facemask.data.labelled import Photos
 from facemask.data.photos import framed_faces, labelled_faces
+from facemask.data.sources import DatasetFaces, RealPhotos, Synthesis
 from facemask.errors import FacemaskError
 from facemask.module import MaskClassifier
 from facemask.vision.crops import DEFAULT_MARGIN, FaceCropper
@@ -92,17 +94,23 @@ def test_a_boxes_csv_that_is_wrong_says_where(tmp_path: Path) -> None:
         labelled_faces(photos, tmp_path / "nothing.csv")
 
 
-def real_datamodule(tmp_path: Path, **options: object) -> MaskDataModule:
-    root = make_image_folder(tmp_path / "data" / "Train", per_class=10).parent
-    make_image_folder(root / "Test", per_class=3, seed=1)
-    spec = {"photos": str(annotated_photos(tmp_path / "real")), "boxes": str(tmp_path / "real" / "boxes.csv")}
+def real_datamodule(
+    tmp_path: Path, source: dict[str, object] | None = None, **options: object
+) -> MaskDataModule:
+    """The tiny dataset with 3 annotated photos as a training source ``mine`` (with ``source``'s options)
+    and as a validation set, beside one whose folder is missing; made once per folder."""
+    root = tmp_path / "data"
+    if not root.is_dir():
+        make_image_folder(root / "Train", per_class=10)
+        make_image_folder(root / "Test", per_class=3, seed=1)
+        annotated_photos(tmp_path / "real")
+    photos = {"photos": str(tmp_path / "real" / "photos"), "boxes": str(tmp_path / "real" / "boxes.csv")}
     datamodule = MaskDataModule(
         str(root),
         val_fraction=0.2,
         batch_size=8,
-        extra_test_sets={},
-        real_photos={"mine": spec},
-        val_sets={"val_real": spec, "val_gone": str(tmp_path / "nowhere")},
+        sources={"dataset": DatasetFaces(), "mine": RealPhotos(**photos, **(source or {}))},
+        val_sets={"val_real": Photos(**photos), "val_gone": Photos(photos=str(tmp_path / "nowhere"))},
         cache_dir=str(tmp_path / "cache"),
         **options,
     )
@@ -133,8 +141,8 @@ def test_real_photos_join_training_and_validation_pools_with_the_split(
 def test_missing_real_training_photos_stop_with_the_option(tmp_path: Path) -> None:
     root = make_image_folder(tmp_path / "data" / "Train", per_class=4).parent
     make_image_folder(root / "Test", per_class=2, seed=1)
-    datamodule = MaskDataModule(str(root), extra_test_sets={}, real_photos={"mine": str(tmp_path / "no")})
-    with pytest.raises(DatasetError, match=r"no: real training photos \(data\.real_photos\.mine\) not found"):
+    datamodule = MaskDataModule(str(root), sources={"mine": RealPhotos(photos=str(tmp_path / "no"))})
+    with pytest.raises(DatasetError, match=r"no: training faces \(data\.sources\.mine\) not found"):
         datamodule.setup("fit")
 
 
@@ -165,6 +173,8 @@ def test_real_faces_repeat_reframe_and_get_masks_drawn_on_their_bare_faces(
     repeated = real_datamodule(tmp_path / "b", real_repeat=3).sets["train"]
     assert len(repeated) == 16 + 3 * 6, "each real face three times"
     np.testing.assert_array_equal(repeated.images[-6:], plain.images[-6:])
+    own = real_datamodule(tmp_path / "b", {"repeat": 2}, real_repeat=3).sets["train"]
+    assert len(own) == 16 + 2 * 6, "a source's own repeat before the data module's"
     two_framings = real_datamodule(tmp_path / "d", real_margins=[0.1, 0.36]).sets["train"]
     assert len(two_framings) == 16 + 2 * 6, "each real face tightly cut, then with the deployment margin"
     np.testing.assert_array_equal(two_framings.images[-6:], plain.images[-6:])
@@ -172,12 +182,10 @@ def test_real_faces_repeat_reframe_and_get_masks_drawn_on_their_bare_faces(
     np.testing.assert_array_equal(
         two_framings.images[16, 0].numpy(), FaceCropper(margin=0.1).crop(photo, faces.Face(LEFT, 1.0))
     )
-    options = {"per_face": 2, "reshaded": 1, "seed": 0, "real_faces": True}
-    no_photos = tmp_path / "train-photos"  # the split's own photos: none here, so nothing drawn on them
-    for name in ("WithMask", "WithoutMask"):
-        (no_photos / name).mkdir(parents=True)
-    first = real_datamodule(tmp_path / "c", synthetic=options, photos=str(no_photos))
-    drawn = first.sets["train"]
+    own_margins = real_datamodule(tmp_path / "d", {"margins": [0.1]}, real_margins=[0.2, 0.36]).sets["train"]
+    np.testing.assert_array_equal(own_margins.images[16:], two_framings.images[16:22])
+    synthesis = {"synthesis": Synthesis(per_face=2, reshaded=1, seed=0)}
+    drawn = real_datamodule(tmp_path / "c", synthesis).sets["train"]
     new = drawn.subset(torch.arange(16 + 6, len(drawn)))
     assert new.labels.tolist() == [1] * 6, "two masks on each of the 3 bare real faces, none on masked ones"
     bare = plain.images[-6:][1::2]  # the right faces: bare
@@ -185,10 +193,13 @@ def test_real_faces_repeat_reframe_and_get_masks_drawn_on_their_bare_faces(
         assert (image.float() - source.float()).abs().mean() > 2, "a mask drawn over the framed face"
         assert (image[0, :8].float() - source[0, :8].float()).abs().mean() < 8, "the eyes stay free"
     monkeypatch.setattr(faces, "CenterFace", None)  # cached: drawn once, no detector needed again
-    again = MaskDataModule(**first.hparams)
-    again.setup("fit")
+    again = real_datamodule(tmp_path / "c", synthesis)
     np.testing.assert_array_equal(again.sets["train"].images.numpy(), drawn.images.numpy())
     with pytest.raises(FacemaskError, match=r"data\.real_repeat=0: expected a whole number >= 1"):
         MaskDataModule(str(tmp_path), real_repeat=0)
+    with pytest.raises(FacemaskError, match=r"data\.sources\.mine\.per_epoch=0: expected a whole number"):
+        MaskDataModule(str(tmp_path), sources={"mine": RealPhotos(photos="x", per_epoch=0)})
+    with pytest.raises(FacemaskError, match=r"data\.sources\.mine\.margins=\[-1\]: -1 is not a margin"):
+        MaskDataModule(str(tmp_path), sources={"mine": RealPhotos(photos="x", margins=[-1])})
     with pytest.raises(FacemaskError, match=r"data\.real_margins=\[0\.1, -0\.2\]: -0\.2 is not a margin"):
         MaskDataModule(str(tmp_path), real_margins=[0.1, -0.2])

@@ -13,7 +13,9 @@ from PIL import Image, ImageDraw
 import facemask.vision.faces as faces
 from facemask.data.datamodule import MaskDataModule
 from facemask.data.folder import CLASSES, DatasetError
+from facemask.data.labelled import Photos
 from facemask.data.occluders import OCCLUDERS, draw_occluder
+from facemask.data.sources import DatasetFaces, Synthesis
 from facemask.data.synthesize import (
     KINDS,
     draw_mask,
@@ -153,8 +155,7 @@ def test_synthesis_draws_at_the_input_spec(tmp_path: Path, monkeypatch: pytest.M
         datamodule = MaskDataModule(
             str(root),
             val_fraction=0.2,
-            extra_test_sets={},
-            synthetic=options,
+            sources={"dataset": DatasetFaces(synthesis=Synthesis(**options))},
             photos=str(photos),
             test_photos=str(photos),  # Test's stems are among the photos'
             cache_dir=str(tmp_path / "cache"),
@@ -190,7 +191,10 @@ def test_datamodule_adds_masked_copies_of_training_faces_only(
     root, photos = photo_dataset(tmp_path)
     options = {"per_face": 2, "reshaded": 1, "occluded": 1, "seed": 0}
     datamodule = MaskDataModule(
-        str(root), val_fraction=0.2, extra_test_sets={}, synthetic=options, photos=str(photos)
+        str(root),
+        val_fraction=0.2,
+        sources={"dataset": DatasetFaces(synthesis=Synthesis(**options))},
+        photos=str(photos),
     )
     datamodule.setup("fit")
     train, val = datamodule.sets["train"], datamodule.sets["val"]
@@ -202,8 +206,7 @@ def detector_framed(root: Path, photos: Path, cache: Path) -> MaskDataModule:
     datamodule = MaskDataModule(
         str(root),
         val_fraction=0.2,
-        extra_test_sets={},
-        framing="detector",
+        sources={"dataset": DatasetFaces(framing="detector")},
         photos=str(photos),
         cache_dir=str(cache),
     )
@@ -216,7 +219,7 @@ def test_detector_framing_reframes_the_training_part_only(
 ) -> None:
     monkeypatch.setattr(faces, "CenterFace", FixedFace)
     root, photos = photo_dataset(tmp_path)
-    plain = MaskDataModule(str(root), val_fraction=0.2, extra_test_sets={})
+    plain = MaskDataModule(str(root), val_fraction=0.2)
     plain.setup("fit")
     framed = detector_framed(root, photos, tmp_path / "cache")
     train, face = framed.sets["train"], FixedFace()(np.zeros(1))[0]
@@ -237,11 +240,12 @@ def test_detector_framing_reframes_the_training_part_only(
 def test_photo_options_fail_clearly(tmp_path: Path) -> None:
     root, _ = photo_dataset(tmp_path, per_class=4)
     with pytest.raises(
-        FacemaskError, match=r"data\.framing='tight': expected one of dataset, detector, both"
+        FacemaskError,
+        match=r"data\.sources\.dataset\.framing='tight': expected one of dataset, detector, both",
     ):
-        MaskDataModule(str(root), framing="tight")
+        MaskDataModule(str(root), sources={"dataset": DatasetFaces(framing="tight")})
     missing = MaskDataModule(
-        str(root), extra_test_sets={}, framing="detector", photos=str(tmp_path / "nowhere")
+        str(root), sources={"dataset": DatasetFaces(framing="detector")}, photos=str(tmp_path / "nowhere")
     )
     with pytest.raises(DatasetError, match=r"nowhere: full-size training photos \(data.photos\) not found"):
         missing.setup("fit")
@@ -262,8 +266,7 @@ def test_a_detected_test_set_is_cut_like_detect_cuts_faces(
     Image.new("RGB", (200, 240)).save(photos / "WithMask" / "black.png")
     datamodule = MaskDataModule(
         str(root),
-        extra_test_sets={},
-        detected_test_sets={"street": str(photos), "gone": str(tmp_path / "no")},
+        test_sets={"street": Photos(photos=str(photos)), "gone": Photos(photos=str(tmp_path / "no"))},
     )
     datamodule.setup("test")
     street = datamodule.sets["street"]
@@ -281,11 +284,9 @@ def test_an_unreadable_photo_is_named_or_skipped_when_asked(
     monkeypatch.setattr(faces, "CenterFace", FixedFace)
     root, photos = photo_dataset(tmp_path, per_class=3)
     (photos / "WithMask" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    strict = MaskDataModule(str(root), extra_test_sets={}, detected_test_sets={"street": str(photos)})
+    strict = MaskDataModule(str(root), test_sets={"street": Photos(photos=str(photos))})
     with pytest.raises(ImageError, match=r"bad\.png: "):
         strict.setup("test")
-    lenient = MaskDataModule(
-        str(root), extra_test_sets={}, detected_test_sets={"street": str(photos)}, skip_bad_files=True
-    )
+    lenient = MaskDataModule(str(root), test_sets={"street": Photos(photos=str(photos))}, skip_bad_files=True)
     lenient.setup("test")
     assert len(lenient.sets["street"]) == 6

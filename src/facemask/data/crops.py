@@ -9,7 +9,6 @@ left out; either way the misses are counted in the log, never relabelled. Detect
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +29,11 @@ log = logging.getLogger(__name__)
 SKIPPED, DETECTED, FALLBACK = 0, 1, 2
 
 
-def crop_spec_label(spec: Mapping[str, object]) -> int | None:
-    """The class index of a one-class crop folder (``label: WithoutMask``), None for class folders."""
-    name = spec.get("label")
-    if name is None:
-        return None
+def class_of(name: str, folder: str | Path) -> int:
+    """The class index of a one-class crop folder's ``label`` (WithMask or WithoutMask)."""
     label = class_index(str(name))
     if label is None:
-        raise DatasetError(
-            f"{spec['crops']}: label {name!r} is not a class (expected {' or '.join(CLASSES)})"
-        )
+        raise DatasetError(f"{folder}: label {name!r} is not a class (expected {' or '.join(CLASSES)})")
     return label
 
 

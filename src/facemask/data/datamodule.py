@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightning as L
 import torch
@@ -17,22 +17,14 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from facemask.data.draws import SourceDraws
 from facemask.data.folder import ImageSet, load_image_folder
-from facemask.data.photos import at_spec, photo_paths
+from facemask.data.labelled import Context, remade
 from facemask.data.root import find_root, find_split, missing
 from facemask.data.sets import fetch_hint
-from facemask.data.sources import (
-    FRAMINGS,
-    PhotoSpec,
-    RealFaces,
-    Synthesis,
-    TrainPhotos,
-    photo_folder,
-    spec_images,
-)
+from facemask.data.sources import DatasetFaces, TrainSource, check_count
 from facemask.data.splits import stratified_fold, stratified_split
 from facemask.errors import FacemaskError
 from facemask.vision.crops import DEFAULT_MARGIN, check_margin
-from facemask.vision.spec import DEFAULT_SPEC, InputSpec
+from facemask.vision.spec import InputSpec
 
 log = logging.getLogger(__name__)
 info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
@@ -55,16 +47,16 @@ class MaskDataModule(LightningDataModule):
     """Decodes each split once into uint8 tensors; augmentation runs batched in ``on_after_batch_transfer``.
 
     The validation split is ``val_fraction`` of each class, or with ``folds`` set, fold ``fold`` of a
-    stratified k-fold (cross-validation). Test is the ``test`` set; ``extra_test_sets`` (name -> ImageFolder
-    root of 28x28 images) and ``detected_test_sets`` (name -> ImageFolder root of full-size photos, cut by the
-    face detector as ``facemask detect`` cuts them) are tested beside it under their own metric prefix. A set
-    whose folder does not exist is skipped with a warning, so that the default config works where ../shared is
-    absent. Training adds the sources of ``data/sources.py``: the split's own photos re-framed and drawn on
-    (``TrainPhotos``), labelled real photos and face crops (``RealFaces``), and mined hard negatives (a crop
-    folder of bare faces, ``hard_negatives``); a real source with ``per_epoch`` gives that many images an
-    epoch (``data/draws.py``). ``val_sets`` (photos or crops) are validated beside the split and pooled with it,
-    each weighted by ``val_weights`` (default: every set the same total weight). ``mask_rate_sets`` are faces
-    whose share called a mask at the operating threshold is reported (``NAME/mask_rate``).
+    stratified k-fold (cross-validation). Training takes ``sources`` (name -> ``data/sources.py`` component;
+    default: the split's training part, ``dataset``); a source with ``per_epoch`` gives that many images an
+    epoch (``data/draws.py``). Besides the split and Test, named sets (``data/labelled.py`` components) are:
+    ``val_sets``, validated beside the split and pooled with it (``val_pool``), each weighted by
+    ``val_weights`` (default: every set the same total weight); ``test_sets``, tested beside Test under their
+    own metric prefix; ``mask_rate_sets``, faces whose share called a mask at the operating threshold is
+    reported (``NAME/mask_rate``). A named set whose folder does not exist is skipped with a warning, so that
+    the default config works where ../shared is absent; a null entry is no set (how a config drops one).
+    Every face is made at the input spec (``size``, ``channels``) and cut with ``margin``, both recorded in the
+    model; ``real_margins`` and ``real_repeat`` are the real sources' defaults.
     """
 
     def __init__(
@@ -76,86 +68,74 @@ class MaskDataModule(LightningDataModule):
         num_workers: int = 0,
         augment: nn.Module | None = None,
         skip_bad_files: bool = False,
-        extra_test_sets: Mapping[str, str | None] | None = None,
         folds: int | None = None,
         fold: int = 0,
-        synthetic: Mapping[str, Any] | None = None,
-        framing: str = "dataset",
-        photos: str | None = None,
-        cache_dir: str | None = None,
-        test_groups: Mapping[str, Sequence[str]] | None = None,
-        detected_test_sets: Mapping[str, PhotoSpec | None] | None = None,
-        real_photos: Mapping[str, PhotoSpec | None] | None = None,
-        val_sets: Mapping[str, PhotoSpec | None] | None = None,
+        sources: Mapping[str, TrainSource | None] | None = None,
+        val_sets: Mapping[str, EvalSet | None] | None = None,
+        test_sets: Mapping[str, EvalSet | None] | None = None,
+        mask_rate_sets: Mapping[str, EvalSet | None] | None = None,
         val_pool: Sequence[str] | None = None,
-        real_repeat: int = 1,
-        real_margins: Sequence[float] | None = None,
-        margin: float = DEFAULT_MARGIN,
-        real_crops: Mapping[str, PhotoSpec | None] | None = None,
         val_weights: Mapping[str, float] | str | None = None,
-        hard_negatives: str | None = None,
-        hard_negatives_repeat: int = 1,
-        mask_rate_sets: Mapping[str, PhotoSpec | None] | None = None,
-        balance: bool = False,
+        test_groups: Mapping[str, Sequence[str]] | None = None,
+        real_margins: Sequence[float] | None = None,
+        real_repeat: int = 1,
+        margin: float = DEFAULT_MARGIN,
         size: int = 28,
         channels: int = 1,
+        photos: str | None = None,
         test_photos: str | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         if augment is not None and not callable(augment):
             raise FacemaskError(
                 f"data.augment={augment!r} is not a transform: pick a preset with data/augment=NAME"
             )
-        self.save_hyperparameters(logger=False, ignore=["augment"])
-        for key, value in self.hparams.items():  # plain types: checkpoints load with weights_only
+        # plain values only: checkpoints load with weights_only; the sources and sets are in the run's config
+        self.save_hyperparameters(
+            logger=False, ignore=["augment", "sources", "val_sets", "test_sets", "mask_rate_sets"]
+        )
+        for key, value in self.hparams.items():
             if isinstance(value, DictConfig | ListConfig):
                 self.hparams[key] = OmegaConf.to_container(value)
-        hp = self.hparams
-        unknown = set(hp.val_pool or ()) - {"val_dataset", *(hp.val_sets or {})}
-        if unknown:
-            raise FacemaskError(
-                f"data.val_pool names {', '.join(sorted(unknown))}: expected val_dataset or a name in data.val_sets"
-            )
-        check_val_weights(hp.val_weights, hp.val_sets or {})
-        for what, repeat in (("real_repeat", real_repeat), ("hard_negatives_repeat", hard_negatives_repeat)):
-            if not (isinstance(repeat, int) and repeat >= 1):
-                raise FacemaskError(f"data.{what}={repeat}: expected a whole number >= 1")
-        both = set(hp.real_photos or {}) & set(hp.real_crops or {})
-        if both:
-            raise FacemaskError(f"data.real_photos and data.real_crops both name {', '.join(sorted(both))}")
-        check_margin(margin, "data.margin")
-        for real_margin in hp.real_margins or ():
-            check_margin(real_margin, f"data.real_margins={hp.real_margins}")
-        if framing not in FRAMINGS:
-            raise FacemaskError(f"data.framing={framing!r}: expected one of {', '.join(FRAMINGS)}")
         self.augment = augment
-        self.spec = InputSpec(size, channels)
-        synthetic = hp.synthetic or {}
-        options = {key: value for key, value in synthetic.items() if key != "real_faces"}
-        synthesis = Synthesis(options, cache_dir, photos, self.spec) if synthetic else None
-        self.train_photos = TrainPhotos(
-            photos, framing, margin, synthesis, cache_dir, skip_bad_files, balance, self.spec
+        self.sources = present(sources if sources is not None else {"dataset": DatasetFaces()})
+        self.named = {
+            "val": present(val_sets),
+            "test": present(test_sets),
+            "mask_rate": present(mask_rate_sets),
+        }
+        self.check()
+        self.ctx = Context(
+            InputSpec(size, channels), margin, cache_dir, skip_bad_files, real_margins, real_repeat, photos
         )
-        real = {**(hp.real_photos or {}), **(hp.real_crops or {})}
-        if hard_negatives:  # mined bare faces (facemask mine): a crop folder of one class, repeated
-            real["hard_negatives"] = {
-                "crops": hard_negatives,
-                "label": "WithoutMask",
-                "repeat": hard_negatives_repeat,
-            }
-        self.real_faces = RealFaces(
-            real,
-            hp.real_margins or [margin],
-            real_repeat,
-            synthesis if synthetic.get("real_faces") else None,
-            cache_dir,
-            skip_bad_files,
-            self.spec,
-        )
+        self.spec = self.ctx.spec
         self.sets: dict[str, ImageSet] = {}
         self.roots: dict[str, Path] = {}  # the folder of each test set (for its labels.csv, if any)
         self.train_sizes: dict[str, int] = {}  # images of each training source, in the order of ``train``
         self.mask_rate_sets: dict[str, ImageSet] = {}
+
+    def check(self) -> None:
+        """Every choice checked before any data is read, each error naming its config key."""
+        hp, val_sets = self.hparams, self.named["val"]
+        unknown = set(hp.val_pool or ()) - {"val_dataset", *val_sets}
+        if unknown:
+            raise FacemaskError(
+                f"data.val_pool names {', '.join(sorted(unknown))}: expected val_dataset or a name in data.val_sets"
+            )
+        check_val_weights(hp.val_weights, val_sets)
+        check_count(hp.real_repeat, "data.real_repeat")
+        check_margin(hp.margin, "data.margin")
+        for real_margin in hp.real_margins or ():
+            check_margin(real_margin, f"data.real_margins={hp.real_margins}")
+        for name, source in self.sources.items():
+            source.check(f"data.sources.{name}")
+        names = [name for sets in self.named.values() for name in sets]
+        clashes = sorted(
+            {name for name in names if names.count(name) > 1} | ({"train", "val", "test"} & {*names})
+        )
+        if clashes:
+            raise FacemaskError(f"data: set name(s) {', '.join(clashes)} used twice (or reserved)")
 
     @property
     def test_set_names(self) -> list[str]:
@@ -166,7 +146,7 @@ class MaskDataModule(LightningDataModule):
     def val_set_names(self) -> list[str]:
         """Metric prefixes of the validation dataloaders: ``val`` is what every choice is made on (the pool
         of ``val_pool``); with extra validation sets, each is also scored alone (``val_dataset``: the split)."""
-        extra = [name for name in self.sets if name in (self.hparams.val_sets or {})]
+        extra = [name for name in self.sets if name in self.named["val"]]
         return ["val", "val_dataset", *extra] if extra else ["val"]
 
     def setup(self, stage: str | None = None) -> None:
@@ -174,8 +154,10 @@ class MaskDataModule(LightningDataModule):
             return
         root = find_root(self.hparams.root)
         info_once("dataset: %s", root)
-        skip = self.hparams.skip_bad_files
-        full_train = load_image_folder(find_split(root, "Train"), skip)  # the split is made on the dataset
+        ctx = self.ctx
+        full_train = load_image_folder(
+            find_split(root, "Train"), ctx.skip_bad_files
+        )  # the split is made on it
         if self.hparams.folds:
             split = stratified_fold(
                 full_train.labels, self.hparams.folds, self.hparams.fold, self.hparams.split_seed
@@ -183,58 +165,42 @@ class MaskDataModule(LightningDataModule):
         else:
             split = stratified_split(full_train.labels, self.hparams.val_fraction, self.hparams.split_seed)
         train_idx, val_idx = split
+        train = self._train(full_train.subset(train_idx))
         self.roots["test"] = find_split(root, "Test")
-        sources = {
-            "dataset": self.train_photos.build(full_train.subset(train_idx)),
-            **self.real_faces.build(),
-        }
-        self.train_sizes = {name: len(images) for name, images in sources.items()}
+        test = load_image_folder(self.roots["test"], ctx.skip_bad_files)
         self.sets = {
-            "train": ImageSet.concat(list(sources.values())),
-            "val": self._at_spec(full_train, self.hparams.photos).subset(val_idx),
-            "test": self._at_spec(load_image_folder(self.roots["test"], skip), self.hparams.test_photos),
+            "train": train,
+            "val": remade(full_train, self.hparams.photos, ctx).subset(val_idx),
+            "test": remade(test, self.hparams.test_photos, ctx),
         }
-        for name, path in (self.hparams.extra_test_sets or {}).items():
-            if self._exists(name, path):
-                self.roots[name] = Path(path)
-                self.sets[name] = self._test_set(Path(path))
-        for name, spec in {
-            **(self.hparams.detected_test_sets or {}),
-            **(self.hparams.val_sets or {}),
-        }.items():
-            if self._exists(name, photo_folder(spec)):
-                self.roots[name] = photo_folder(spec)
-                self.sets[name] = self._deployment_framed(spec)
-        for name, spec in (self.hparams.mask_rate_sets or {}).items():
-            if self._exists(name, photo_folder(spec)):
-                self.mask_rate_sets[name] = self._deployment_framed(spec)
+        for name, named in (*self.named["test"].items(), *self.named["val"].items()):
+            if self._exists(name, named.folder):
+                self.roots[name] = Path(named.folder)
+                self.sets[name] = named.images(ctx)
+        for name, named in self.named["mask_rate"].items():
+            if self._exists(name, named.folder):
+                self.mask_rate_sets[name] = named.images(ctx)
         self._pool_validation()
         info_once("images: %s", ", ".join(f"{name} {len(s)}" for name, s in self.sets.items()))
 
-    def _deployment_framed(self, spec: PhotoSpec) -> ImageSet:
-        """A set's faces cut with the deployment margin, as ``facemask detect`` cuts them."""
-        cache_dir, skip = self.hparams.cache_dir, self.hparams.skip_bad_files
-        return spec_images(spec, [self.hparams.margin], cache_dir, skip, self.spec)[0]
-
-    def _at_spec(self, images: ImageSet, photos: str | Path | None) -> ImageSet:
-        """The dataset's images at the input spec: as they are at 28 / 1, else re-made from ``photos``, their
-        full-size originals (same class folders and stems: data.photos, data.test_photos)."""
-        if self.spec == DEFAULT_SPEC:
-            return images
-        if photos is None or not Path(photos).is_dir():
-            raise missing(
-                photos or "data.photos", "the dataset's full-size photos, to make it at the input spec"
+    def _train(self, split: ImageSet) -> ImageSet:
+        """Every training source, in order; a real source's folder must exist (it is asked for)."""
+        made = {}
+        for name, source in self.sources.items():
+            folder = getattr(source, "folder", None)
+            if folder is not None and not Path(folder).is_dir():
+                raise missing(folder, f"training faces (data.sources.{name})")
+            images = made[name] = source.build(self.ctx, split)
+            drawn = f", {source.per_epoch} drawn an epoch" if source.per_epoch else ""
+            info_once(
+                "training source %s: %d with a mask, %d without%s",
+                name,
+                int(images.labels.sum()),
+                int((images.labels == 0).sum()),
+                drawn,
             )
-        return at_spec(images, photo_paths(photos, images), self.spec, self.hparams.cache_dir)
-
-    def _test_set(self, folder: Path) -> ImageSet:
-        """An extra test set at the input spec: re-made from its originals where the data root has them (a
-        ``mask28/`` beside its ``photos/``, as realworld), else its own files converted at the spec."""
-        skip = self.hparams.skip_bad_files
-        originals = folder.parent / "photos"
-        if self.spec == DEFAULT_SPEC or folder.name != "mask28" or not originals.is_dir():
-            return load_image_folder(folder, skip, self.spec)
-        return self._at_spec(load_image_folder(folder, skip), originals)
+        self.train_sizes = {name: len(images) for name, images in made.items()}
+        return ImageSet.concat(list(made.values()))
 
     @staticmethod
     def _exists(name: str, path: str | Path | None) -> bool:
@@ -271,7 +237,7 @@ class MaskDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        draws = [self._per_epoch(name) for name in self.train_sizes]
+        draws = [self.sources[name].per_epoch for name in self.train_sizes]
         if all(count is None for count in draws):
             return self._loader("train", shuffle=True)
         images = self.sets["train"]
@@ -282,11 +248,6 @@ class MaskDataModule(LightningDataModule):
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
         )
-
-    def _per_epoch(self, name: str) -> int | None:
-        """Images drawn from a training source each epoch (None: all of them)."""
-        spec = self.real_faces.specs.get(name)
-        return spec.get("per_epoch") if isinstance(spec, Mapping) else None
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         loaders = [self._loader(name) for name in self.val_set_names]
@@ -309,6 +270,20 @@ class MaskDataModule(LightningDataModule):
         if self.augment is not None and self.trainer is not None and self.trainer.training:
             images = self.augment(images)
         return [images, labels]
+
+
+def present(named: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A config's named components less the null ones (a config drops a source or set by setting it null)."""
+    return {name: value for name, value in (named or {}).items() if value is not None}
+
+
+class EvalSet(Protocol):
+    """A named evaluation set (``data/labelled.py``): its folder, and its faces at a context."""
+
+    @property
+    def folder(self) -> str | Path: ...
+
+    def images(self, ctx: Context) -> ImageSet: ...
 
 
 def check_val_weights(weights: Mapping[str, float] | str | None, val_sets: Mapping[str, Any]) -> None:

@@ -41,7 +41,7 @@ SETS: dict[str, DataSet] = {
         DataSet(
             "train-photos",
             "Train's full-size photos",
-            "data/synthetic and data.framing (python train.py experiment=best)",
+            "data/synthetic and the detector framing (python train.py experiment=best)",
             OBSERVATIONS,
         ),
         DataSet("photos", "Test's full-size photos", "facemask bench and the detector checks", OBSERVATIONS),

@@ -1,98 +1,77 @@
-"""What training learns from besides the split's 28x28 images, as components the data module composes:
+"""What training learns from, each source a component of ``conf/data`` (``_target_``) in ``data.sources``:
 
-- ``TrainPhotos``: the training part re-made from its full-size photos, framed by the face detector
-  (``data.framing``) and with masks drawn on its own faces (``data/synthetic``);
-- ``RealFaces``: labelled real faces, photos (``data.real_photos``) or face crops (``data.real_crops``), each
-  face cut as deployment cuts it;
-- ``Synthesis``: masks drawn on faces of full-size photos, for either of them.
+- ``DatasetFaces``: the split's training part, as the dataset gives it or re-made from its full-size photos,
+  framed by the face detector (``framing``) and with masks drawn on its own faces (``synthesis``);
+- ``RealPhotos``, ``RealCrops``: labelled real faces (``data/labelled.py``) in training, cut as deployment cuts
+  them with each of the real margins, repeated or drawn afresh each epoch (``per_epoch``);
+- ``Synthesis``: masks (and, if asked, hands, beards, scarves) drawn on faces of full-size photos, for either.
 
-Detection and drawing are cached (``data.cache_dir``), so every variant after the first costs little.
+Sources are a dict, not a list: Hydra merges dicts across config groups (``data/real=[realmasks,realfaces]``
+each adds its own), and the name is the source's name in the log and in ``train_sizes``. Detection and drawing
+are cached (``data.cache_dir``), keyed as before the sources were configs, so every variant after the first
+costs little.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from facemask.data.cache import cached
-from facemask.data.crops import crop_spec_label, framed_crops
-from facemask.data.folder import DatasetError, ImageSet
-from facemask.data.photos import at_spec, framed_faces, labelled_faces, largest_faces, photo_paths
+from facemask.data.folder import ImageSet
+from facemask.data.labelled import Context, Crops, Photos, remade
+from facemask.data.photos import largest_faces, photo_paths
 from facemask.data.root import missing
-from facemask.data.synthesize import VERSION, synthesize
-from facemask.vision.crops import FaceCropper
+from facemask.data.synthesize import KINDS, SHADES, VERSION, synthesize
+from facemask.errors import FacemaskError
+from facemask.vision.crops import FaceCropper, check_margin
 from facemask.vision.faces import Face
 from facemask.vision.images import open_image
-from facemask.vision.spec import DEFAULT_SPEC, InputSpec, spec_key
+from facemask.vision.spec import DEFAULT_SPEC, spec_key
 
 log = logging.getLogger(__name__)
 info_once = rank_zero_only(log.info)  # under DDP every process loads the data; one says so
 
-#: Labelled real faces: full-size photos, a folder of class folders or ``{photos: DIR, boxes: CSV}`` for
-#: annotated faces; or face crops, ``{crops: DIR}`` (class folders) or ``{crops: DIR, label: CLASS}`` (one class).
-#: A spec in a mapping may add ``repeat`` (times an epoch) and ``per_epoch`` (images drawn from it each epoch).
-PhotoSpec = str | Mapping[str, Any]
-
-#: How training images are framed: as the dataset's photos, as the face detector's box plus margin
-#: (what ``facemask detect`` feeds the classifier), or both (every training image twice).
+#: How the dataset's training images are framed: as the dataset's photos, as the face detector's box plus
+#: margin (what ``facemask detect`` feeds the classifier), or both (every training image twice).
 FRAMINGS = ("dataset", "detector", "both")
 
 
-def photo_folder(spec: PhotoSpec | None) -> Path | None:
-    """The folder a spec names (None where the spec is)."""
-    if spec is None:
-        return None
-    return Path(spec if isinstance(spec, str) else spec.get("crops") or spec["photos"])
+class TrainSource(Protocol):
+    """A training source: its images for this run, and how many of them an epoch draws (None: all)."""
+
+    per_epoch: int | None
+
+    def build(self, ctx: Context, split: ImageSet) -> ImageSet: ...
+
+    def check(self, key: str) -> None: ...
 
 
-def is_crops(spec: PhotoSpec) -> bool:
-    """Whether a spec names face crops rather than photos."""
-    return not isinstance(spec, str) and "crops" in spec
+def check_count(value: object, key: str) -> None:
+    """A count in a config (repeat, per_epoch) is a whole number >= 1."""
+    if not (isinstance(value, int) and value >= 1):
+        raise FacemaskError(f"{key}={value!r}: expected a whole number >= 1")
 
 
-def spec_faces(
-    spec: PhotoSpec, cache_dir: str | None = None, skip_bad_files: bool = False
-) -> list[tuple[Path, int, Face]]:
-    """(photo, class index, detected face) of each labelled face of a photo spec (``photos.labelled_faces``)."""
-    photos, boxes = (spec, None) if isinstance(spec, str) else (spec["photos"], spec.get("boxes"))
-    return labelled_faces(photos, boxes, cache_dir, skip_bad_files)
-
-
-def spec_images(
-    spec: PhotoSpec,
-    margins: Sequence[float],
-    cache_dir: str | None = None,
-    skip_bad_files: bool = False,
-    input_spec: InputSpec = DEFAULT_SPEC,
-) -> list[ImageSet]:
-    """Every labelled face of a spec, photos or crops, cut with each of ``margins`` as deployment cuts a face,
-    at the model's input spec."""
-    if is_crops(spec):
-        fallback, label = spec.get("fallback", True), crop_spec_label(spec)
-        return [
-            framed_crops(spec["crops"], margin, label, fallback, cache_dir, skip_bad_files, input_spec)
-            for margin in margins
-        ]
-    found = spec_faces(spec, cache_dir, skip_bad_files)
-    return [framed_faces(found, margin, input_spec) for margin in margins]
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Synthesis:
-    """Masks (and, if asked, hands, beards, scarves) drawn on faces of full-size photos: the options of
-    ``data/synthetic`` less ``real_faces``; ``photos`` names the drawn images; faces at ``input_spec``."""
+    """Masks drawn on faces of full-size photos (``data/synthetic=masks``): ``per_face`` new masks on each bare
+    face, ``reshaded`` re-shaded copies of each pasted mask, ``occluded`` hands, beards or scarves on each bare
+    face (as WithoutMask), kind and shade drawn from ``kinds`` and ``shades``."""
 
-    options: Mapping[str, Any]
-    cache_dir: str | None = None
-    photos: str | None = None
-    input_spec: InputSpec = DEFAULT_SPEC
+    kinds: Sequence[str] = KINDS
+    shades: Sequence[str] = SHADES
+    per_face: int = 1
+    reshaded: int = 0
+    occluded: int = 0
+    seed: int = 0
 
     def draw(
         self,
@@ -100,16 +79,20 @@ class Synthesis:
         faces: Sequence[Face | None],
         labels: list[int],
         margins: list[float | None],
+        ctx: Context,
+        origin: str | Path,
     ) -> ImageSet:
-        spec = self.input_spec
+        """The drawn faces, framed by each of ``margins`` (None: the whole photo), at the input spec; their
+        paths name ``origin``, the folder drawn from."""
+        spec, options = ctx.spec, asdict(self)
 
         def draw() -> np.ndarray:  # one array for the cache: each row a flattened face and its label
-            images, new_labels = synthesize(paths, faces, labels, margins=margins, spec=spec, **self.options)
+            images, new_labels = synthesize(paths, faces, labels, margins=margins, spec=spec, **options)
             flat = spec.channels_first(images).reshape(len(images), int(np.prod(spec.tensor_shape)))
             return np.concatenate([flat, new_labels[:, None].astype(np.uint8)], 1)
 
-        key = [paths, labels, self.options, margins, VERSION, [face and face.box for face in faces]]
-        rows = cached(self.cache_dir, "synthetic", [*key, *spec_key(spec)], draw)
+        key = [paths, labels, options, margins, VERSION, [face and face.box for face in faces]]
+        rows = cached(ctx.cache_dir, "synthetic", [*key, *spec_key(spec)], draw)
         new_labels = torch.from_numpy(rows[:, -1].astype(np.int64))
         info_once(
             "synthetic faces: %d with a mask, %d without", int(new_labels.sum()), int((new_labels == 0).sum())
@@ -117,57 +100,58 @@ class Synthesis:
         return ImageSet(
             torch.from_numpy(rows[:, :-1].reshape(-1, *spec.tensor_shape).copy()),
             new_labels,
-            [Path(self.photos or "") / "synthetic" / f"{i}.png" for i in range(len(rows))],
+            [Path(origin) / "synthetic" / f"{i}.png" for i in range(len(rows))],
         )
 
 
-@dataclass(frozen=True)
-class TrainPhotos:
-    """The training part re-made from its full-size ``photos`` where asked: framed by the face detector with
-    ``margin`` (``framing``), plus masks drawn on its own faces (``synthesis``). Validation and Test faces
-    are never drawn on."""
+@dataclass(frozen=True, kw_only=True)
+class DatasetFaces:
+    """The split's training part: re-made from its full-size photos (``data.photos``) where asked, framed by the face
+    detector with the deployment margin (``framing``), plus masks drawn on its own faces (``synthesis``); with
+    ``balance``, its bare faces repeated to match the masks that synthesis adds. Validation and Test faces are
+    never drawn on."""
 
-    photos: str | None
     framing: str = "dataset"
-    margin: float = 0.0
     synthesis: Synthesis | None = None
-    cache_dir: str | None = None
-    skip_bad_files: bool = False
     balance: bool = False
-    input_spec: InputSpec = DEFAULT_SPEC
+    per_epoch: int | None = None
 
-    def build(self, train: ImageSet) -> ImageSet:
-        """The split's training part in every framing asked for, with its drawn masks; with ``balance``, its
-        bare faces repeated to match the masks that synthesis adds (only masks: 4 to 1 in every framing)."""
-        images = self._framed(train)
+    def check(self, key: str) -> None:
+        if self.framing not in FRAMINGS:
+            raise FacemaskError(f"{key}.framing={self.framing!r}: expected one of {', '.join(FRAMINGS)}")
+        if self.per_epoch is not None:
+            check_count(self.per_epoch, f"{key}.per_epoch")
+
+    def build(self, ctx: Context, split: ImageSet) -> ImageSet:
+        images = self._framed(ctx, split)
         return images.class_balanced() if self.balance else images
 
-    def _framed(self, train: ImageSet) -> ImageSet:
-        if self.synthesis is None and self.framing == "dataset" and self.input_spec == DEFAULT_SPEC:
+    def _framed(self, ctx: Context, train: ImageSet) -> ImageSet:
+        if self.synthesis is None and self.framing == "dataset" and ctx.spec == DEFAULT_SPEC:
             return train
-        photos = Path(self.photos or "none")  # not "": that would be the working directory
+        photos = Path(ctx.photos or "none")  # not "": that would be the working directory
         if not photos.is_dir():
             raise missing(photos, "full-size training photos (data.photos)")
         paths = photo_paths(photos, train)
-        margins = {"dataset": [None], "detector": [self.margin], "both": [None, self.margin]}[self.framing]
-        parts = [self._at_spec(train, paths)] if None in margins else []
-        if self.margin not in margins and self.synthesis is None:
+        margins = {"dataset": [None], "detector": [ctx.margin], "both": [None, ctx.margin]}[self.framing]
+        parts = [remade(train, photos, ctx)] if None in margins else []
+        if ctx.margin not in margins and self.synthesis is None:
             return ImageSet.concat(parts)
-        faces = largest_faces(paths, self.cache_dir, self.skip_bad_files)
-        if self.margin in margins:
-            parts.append(self._detector_framed(train, paths, faces))
+        faces = largest_faces(paths, ctx.cache_dir, ctx.skip_bad_files)
+        if ctx.margin in margins:
+            parts.append(self._detector_framed(ctx, train, paths, faces))
         if self.synthesis is not None:
-            parts.append(self.synthesis.draw(paths, faces, train.labels.tolist(), margins))
+            parts.append(self.synthesis.draw(paths, faces, train.labels.tolist(), margins, ctx, photos))
         return ImageSet.concat(parts)
 
     def _detector_framed(
-        self, train: ImageSet, paths: list[Path | None], faces: list[Face | None]
+        self, ctx: Context, train: ImageSet, paths: list[Path | None], faces: list[Face | None]
     ) -> ImageSet:
         """Each training image cut from its photo like ``facemask detect`` cuts a face (where one was found)."""
-        cropper, spec = FaceCropper(margin=self.margin, spec=self.input_spec), self.input_spec
-        whole = self._at_spec(train, paths)  # where no face was found: the image in the dataset's framing
+        cropper, spec = FaceCropper(margin=ctx.margin, spec=ctx.spec), ctx.spec
+        whole = remade(train, ctx.photos, ctx)  # where no face was found: the image in the dataset's framing
         reframed = cached(
-            self.cache_dir,
+            ctx.cache_dir,
             "framed",
             [paths, cropper.margin, *spec_key(spec)],
             lambda: np.stack(
@@ -182,54 +166,52 @@ class TrainPhotos:
         info_once("detector-framed training images: %d of %d", sum(f is not None for f in faces), len(train))
         return ImageSet(torch.from_numpy(spec.channels_first(reframed)), train.labels, train.paths)
 
-    def _at_spec(self, train: ImageSet, paths: list[Path | None]) -> ImageSet:
-        """The dataset's own framing (the whole photo) at the input spec: at 28 / 1 the images as they are,
-        else each re-made from its full-size photo (``photos``)."""
-        return at_spec(train, paths, self.input_spec, self.cache_dir)
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RealFaces:
-    """Labelled real faces added to training, photos or crops (``specs``: name -> ``PhotoSpec``): each face cut
-    with each of ``margins`` (the deployment margin, and framings other sources crop faces with), ``repeat``
-    times an epoch (a spec's own ``repeat`` first); with ``synthesis``, masks are also drawn on the bare faces
-    of photos."""
+    """How training takes a set of labelled real faces: each cut with each of ``margins`` (default: the data
+    module's ``real_margins``, else the deployment margin), ``repeat`` times an epoch (default: its
+    ``real_repeat``), or ``per_epoch`` of them drawn afresh each epoch (``data/draws.py``)."""
 
-    specs: Mapping[str, PhotoSpec | None]
-    margins: Sequence[float]
-    repeat: int = 1
-    synthesis: Synthesis | None = None
-    cache_dir: str | None = None
-    skip_bad_files: bool = False
-    input_spec: InputSpec = DEFAULT_SPEC
+    margins: Sequence[float] | None = None
+    repeat: int | None = None
+    per_epoch: int | None = None
 
-    def build(self) -> dict[str, ImageSet]:
-        """One training source per spec."""
-        margins, sources = list(self.margins), {}
-        for name, spec in self.specs.items():
-            folder = photo_folder(spec)
-            if folder is None or not folder.is_dir():
-                kind = "crops" if spec is not None and is_crops(spec) else "photos"
-                raise missing(folder, f"real training {kind} (data.real_{kind}.{name})")
-            options = spec if isinstance(spec, Mapping) else {}
-            repeat, per_epoch = options.get("repeat", self.repeat), options.get("per_epoch")
-            for key, value in (("repeat", repeat), ("per_epoch", per_epoch or 1)):
-                if not (isinstance(value, int) and value >= 1):
-                    raise DatasetError(f"data.real_*.{name}.{key}={value!r}: expected a whole number >= 1")
-            parts = spec_images(spec, margins, self.cache_dir, self.skip_bad_files, self.input_spec)
-            info_once(
-                "real training faces %s: %d with a mask, %d without (margins %s, %s)",
-                name,
-                int(parts[0].labels.sum()),
-                int((parts[0].labels == 0).sum()),
-                margins,
-                f"{per_epoch} images drawn an epoch" if per_epoch else f"each seen {repeat} times an epoch",
-            )
-            parts *= repeat
-            if self.synthesis is not None and not is_crops(spec):
-                found = spec_faces(spec, self.cache_dir, self.skip_bad_files)
-                bare = [(path, face) for path, label, face in found if label == 0 and face.landmarks]
-                paths, faces = [path for path, _ in bare], [face for _, face in bare]
-                parts.append(self.synthesis.draw(paths, faces, [0] * len(bare), margins))
-            sources[name] = ImageSet.concat(parts)
-        return sources
+    def check(self, key: str) -> None:
+        for margin in self.margins or ():
+            check_margin(margin, f"{key}.margins={list(self.margins)}")
+        for what in ("repeat", "per_epoch"):
+            if getattr(self, what) is not None:
+                check_count(getattr(self, what), f"{key}.{what}")
+
+    def cut(self, margins: Sequence[float], ctx: Context) -> list[ImageSet]:
+        raise NotImplementedError  # Photos or Crops: the faces themselves
+
+    def build(self, ctx: Context, split: ImageSet) -> ImageSet:
+        parts = self.cut(self._margins(ctx), ctx) * (self.repeat or ctx.real_repeat)
+        return ImageSet.concat(parts)
+
+    def _margins(self, ctx: Context) -> list[float]:
+        return list(self.margins or ctx.real_margins or [ctx.margin])
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealCrops(Crops, RealFaces):
+    """Face crops in training (``data/real=realfaces``, mined hard negatives)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealPhotos(Photos, RealFaces):
+    """Labelled photos in training (``data/real=realmasks``); with ``synthesis``, masks are also drawn on
+    their bare faces."""
+
+    synthesis: Synthesis | None = field(default=None)
+
+    def build(self, ctx: Context, split: ImageSet) -> ImageSet:
+        images = super().build(ctx, split)
+        if self.synthesis is None:
+            return images
+        bare = [(path, face) for path, label, face in self.faces(ctx) if label == 0 and face.landmarks]
+        paths, faces = [path for path, _ in bare], [face for _, face in bare]
+        drawn = self.synthesis.draw(paths, faces, [0] * len(bare), self._margins(ctx), ctx, self.photos)
+        return ImageSet.concat([images, drawn])

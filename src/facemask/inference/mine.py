@@ -3,7 +3,7 @@
 Faces known to be bare (a folder such as realfaces/bare/train, or a site's footage of its staff cut to faces)
 go through the deployment path: each image is taken for a face crop, padded, CenterFace's face in it (or the
 crop itself where it finds none), cut with the model's margin, scored. Those scored above ``threshold - near``
-are copied to ``OUT/faces/`` (which ``data.hard_negatives`` takes back into training), listed with their scores
+are copied to ``OUT/faces/`` (which ``data/mined=faces`` takes back into training), listed with their scores
 in ``OUT/mined.csv`` and shown on ``OUT/contact_sheet.png``. Torch-free with an ONNX model.
 """
 
