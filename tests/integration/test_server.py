@@ -435,13 +435,15 @@ def test_serve_reads_an_ip_camera_that_drops_and_writes_its_people_when_stopped(
     assert max(p["frames"] for p in people) > 10, "one person across the drop, written at the stop"
 
 
-def write_mp4(path: Path, photo: Path, seconds: int, fps: int = 10) -> Path:
-    """A door camera's video: ``photo`` at 320 px on a grey 640x480 frame, standing still."""
-    frame = np.full((480, 640, 3), 128, np.uint8)
+def write_mp4(path: Path, photo: Path, seconds: int, fps: int = 10, arrives: int = 0) -> Path:
+    """A door camera's video: ``photo`` at 320 px on a grey 640x480 frame, standing still from second
+    ``arrives`` on (before it, nobody at the door)."""
+    empty = np.full((480, 640, 3), 128, np.uint8)
+    frame = empty.copy()
     frame[80:400, 160:480] = np.asarray(Image.open(photo).convert("RGB").resize((320, 320)))[:, :, ::-1]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
-    for _ in range(seconds * fps):
-        writer.write(frame)
+    for i in range(seconds * fps):
+        writer.write(frame if i >= arrives * fps else empty)
     writer.release()
     return path
 
@@ -456,8 +458,9 @@ def test_the_console_shows_the_doors_side_by_side(
     from playwright.sync_api import sync_playwright
 
     doors = {
-        "door-1": write_mp4(tmp_path / "1.mp4", UNMASKED, 30),
-        "door-2": write_mp4(tmp_path / "2.mp4", MASKED, 30),
+        # each person arrives once the console polls: it replays no event older than its first poll
+        "door-1": write_mp4(tmp_path / "1.mp4", UNMASKED, 30, arrives=8),
+        "door-2": write_mp4(tmp_path / "2.mp4", MASKED, 30, arrives=8),
     }
     flags = [flag for name, video in doors.items() for flag in ("--camera", f"{name}={video}")]
     with (
