@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import lightning as L
 import torch
@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from facemask.data.draws import SourceDraws
 from facemask.data.folder import ImageSet, load_image_folder
-from facemask.data.labelled import Context, remade
+from facemask.data.labelled import Context, EvalSet, remade
 from facemask.data.root import find_root, find_split, missing
 from facemask.data.sets import fetch_hint
 from facemask.data.sources import DatasetFaces, TrainSource, check_count
@@ -275,15 +275,6 @@ class MaskDataModule(LightningDataModule):
 def present(named: Mapping[str, Any] | None) -> dict[str, Any]:
     """A config's named components less the null ones (a config drops a source or set by setting it null)."""
     return {name: value for name, value in (named or {}).items() if value is not None}
-
-
-class EvalSet(Protocol):
-    """A named evaluation set (``data/labelled.py``): its folder, and its faces at a context."""
-
-    @property
-    def folder(self) -> str | Path: ...
-
-    def images(self, ctx: Context) -> ImageSet: ...
 
 
 def check_val_weights(weights: Mapping[str, float] | str | None, val_sets: Mapping[str, Any]) -> None:

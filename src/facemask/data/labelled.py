@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from facemask.data.crops import class_of, framed_crops
 from facemask.data.folder import ImageSet, load_image_folder
@@ -40,6 +41,16 @@ class Context:
     real_margins: Sequence[float] | None = None
     real_repeat: int = 1
     photos: str | None = None
+
+
+class EvalSet(Protocol):
+    """A named evaluation set (``data.val_sets``, ``data.test_sets``, ``data.mask_rate_sets``): its folder (a
+    missing one is skipped), and its faces at a context."""
+
+    @property
+    def folder(self) -> str | Path: ...
+
+    def images(self, ctx: Context) -> ImageSet: ...
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -205,7 +205,7 @@ class RealPhotos(Photos, RealFaces):
     """Labelled photos in training (``data/real=realmasks``); with ``synthesis``, masks are also drawn on
     their bare faces."""
 
-    synthesis: Synthesis | None = field(default=None)
+    synthesis: Synthesis | None = None
 
     def build(self, ctx: Context, split: ImageSet) -> ImageSet:
         images = super().build(ctx, split)
