@@ -4,7 +4,8 @@ validation pool, test sets and cache files that the flat arguments they replaced
 The digests below were taken with the flat arguments (commit 87926cd) on the same generated data root; a change
 to what a source makes, or to a cache key, fails here. Paths are relative (the test runs in its folder) and the
 one absolute path in a key (a boxes CSV's photos) is hashed as relative, so cache names are the same wherever it
-runs.
+runs. The pixel digests also hold Pillow's and OpenCV's resizing (Pillow 13.0, OpenCV 5.1 when taken): where a new
+release alone changes them, the cache-name digests still guard the keys.
 """
 
 from __future__ import annotations
