@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 
 from facemask.bench import compose_train
 from facemask.data.labelled import Photos
+from facemask.errors import exit_on_user_error
 from facemask.evaluation.calibration import operating_point, threshold_for
 from facemask.evaluation.tables import markdown_table
 from facemask.inference.classifier import load_classifier
@@ -59,6 +60,12 @@ def main() -> None:
         "--config", nargs="*", default=[], metavar="OVERRIDE", help="the training config's overrides"
     )
     args = parser.parse_args()
+    with exit_on_user_error():
+        report(args)
+
+
+def report(args: argparse.Namespace) -> None:
+    """The table, printed."""
     classifiers = [load_classifier(path) for path in args.models]
     spec = classifiers[0].spec
     sets = labelled_sets(args.config)

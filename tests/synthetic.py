@@ -69,6 +69,18 @@ def tiny_checkpoint(root: Path, margin: float = DEFAULT_MARGIN) -> Path:
     return root / "tiny.ckpt"
 
 
+#: The two faces the stand-in detectors find in a 400x240 photo: left and right.
+LEFT, RIGHT = (40.0, 40.0, 160.0, 200.0), (240.0, 40.0, 360.0, 200.0)
+
+
+def landmarks(box: tuple[float, ...]) -> tuple[tuple[float, float], ...]:
+    """Eyes, nose and mouth corners where they sit in an upright face filling ``box``."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    points = ((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.78), (0.65, 0.78))
+    return tuple((x0 + fx * w, y0 + fy * h) for fx, fy in points)
+
+
 class SquareFaces:
     """Stands in for CenterFace: the middle of every square frame is a face; a crop that is not square (a
     padded crop keeps its shape) is a miss."""

@@ -23,16 +23,7 @@ import facemask.vision.faces as faces
 from facemask.data.folder import CLASSES
 from facemask.data.labelled import Photos
 from facemask.data.sources import DatasetFaces, RealCrops
-from tests.synthetic import face, make_image_folder
-
-#: The two faces in each 400x240 photo of the stand-in realmasks/realworld photos.
-LEFT, RIGHT = (40.0, 40.0, 160.0, 200.0), (240.0, 40.0, 360.0, 200.0)
-
-
-def landmarks(box: tuple[float, ...]) -> tuple[tuple[float, float], ...]:
-    x0, y0, x1, y1 = box
-    points = ((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.78), (0.65, 0.78))
-    return tuple((x0 + fx * (x1 - x0), y0 + fy * (y1 - y0)) for fx, fy in points)
+from tests.synthetic import LEFT, RIGHT, face, landmarks, make_image_folder
 
 
 class StandIn:

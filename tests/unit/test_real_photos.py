@@ -20,10 +20,7 @@ from facemask.data.sources import DatasetFaces, RealPhotos, Synthesis
 from facemask.errors import FacemaskError
 from facemask.module import MaskClassifier
 from facemask.vision.crops import DEFAULT_MARGIN, FaceCropper
-from tests.synthetic import ADAM, TINY_NET, fit, make_image_folder
-
-#: The two faces the stand-in detector finds in every 400x240 photo: left and right.
-LEFT, RIGHT = (40.0, 40.0, 160.0, 200.0), (240.0, 40.0, 360.0, 200.0)
+from tests.synthetic import ADAM, LEFT, RIGHT, TINY_NET, fit, landmarks, make_image_folder
 
 
 class TwoFaces:
@@ -34,14 +31,6 @@ class TwoFaces:
 
     def __call__(self, frame: np.ndarray) -> list[faces.Face]:
         return [faces.Face(box, 0.9, landmarks(box)) for box in (LEFT, RIGHT)]
-
-
-def landmarks(box: tuple[float, ...]) -> tuple[tuple[float, float], ...]:
-    """Eyes, nose and mouth corners where they sit in an upright face filling ``box``."""
-    x0, y0, x1, y1 = box
-    w, h = x1 - x0, y1 - y0
-    points = ((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.78), (0.65, 0.78))
-    return tuple((x0 + fx * w, y0 + fy * h) for fx, fy in points)
 
 
 def annotated_photos(folder: Path, n: int = 3) -> Path:

@@ -109,7 +109,6 @@ class MaskDataModule(LightningDataModule):
         self.ctx = Context(
             InputSpec(size, channels), margin, cache_dir, skip_bad_files, real_margins, real_repeat, photos
         )
-        self.spec = self.ctx.spec
         self.sets: dict[str, ImageSet] = {}
         self.roots: dict[str, Path] = {}  # the folder of each test set (for its labels.csv, if any)
         self.train_sizes: dict[str, int] = {}  # images of each training source, in the order of ``train``
@@ -138,6 +137,11 @@ class MaskDataModule(LightningDataModule):
             raise FacemaskError(f"data: set name(s) {', '.join(clashes)} used twice (or reserved)")
 
     @property
+    def spec(self) -> InputSpec:
+        """The faces' size and channels, which the model records."""
+        return self.ctx.spec
+
+    @property
     def test_set_names(self) -> list[str]:
         """Metric prefixes of the test dataloaders, in order."""
         return [name for name in self.sets if name not in ("train", "val", *self.val_set_names)]
@@ -155,9 +159,8 @@ class MaskDataModule(LightningDataModule):
         root = find_root(self.hparams.root)
         info_once("dataset: %s", root)
         ctx = self.ctx
-        full_train = load_image_folder(
-            find_split(root, "Train"), ctx.skip_bad_files
-        )  # the split is made on it
+        # the split is made on the dataset's own Train
+        full_train = load_image_folder(find_split(root, "Train"), ctx.skip_bad_files)
         if self.hparams.folds:
             split = stratified_fold(
                 full_train.labels, self.hparams.folds, self.hparams.fold, self.hparams.split_seed

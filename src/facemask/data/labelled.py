@@ -69,9 +69,12 @@ class Photos:
         """(photo, class index, detected face) of each labelled face."""
         return labelled_faces(self.photos, self.boxes, ctx.cache_dir, ctx.skip_bad_files)
 
-    def cut(self, margins: Sequence[float], ctx: Context) -> list[ImageSet]:
-        """Every face cut with each of ``margins``, at the input spec."""
-        found = self.faces(ctx)
+    def cut(
+        self, margins: Sequence[float], ctx: Context, found: list[tuple[Path, int, Face]] | None = None
+    ) -> list[ImageSet]:
+        """Every face cut with each of ``margins``, at the input spec (``found``: its ``faces``, where the
+        caller has them already)."""
+        found = self.faces(ctx) if found is None else found
         return [framed_faces(found, margin, ctx.spec) for margin in margins]
 
     def images(self, ctx: Context) -> ImageSet:

@@ -188,11 +188,13 @@ class RealFaces:
         raise NotImplementedError  # Photos or Crops: the faces themselves
 
     def build(self, ctx: Context, split: ImageSet) -> ImageSet:
-        parts = self.cut(self._margins(ctx), ctx) * (self.repeat or ctx.real_repeat)
-        return ImageSet.concat(parts)
+        return ImageSet.concat(self.cut(self._margins(ctx), ctx) * self._repeat(ctx))
 
     def _margins(self, ctx: Context) -> list[float]:
         return list(self.margins or ctx.real_margins or [ctx.margin])
+
+    def _repeat(self, ctx: Context) -> int:
+        return self.repeat or ctx.real_repeat
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,10 +210,10 @@ class RealPhotos(Photos, RealFaces):
     synthesis: Synthesis | None = None
 
     def build(self, ctx: Context, split: ImageSet) -> ImageSet:
-        images = super().build(ctx, split)
         if self.synthesis is None:
-            return images
-        bare = [(path, face) for path, label, face in self.faces(ctx) if label == 0 and face.landmarks]
+            return super().build(ctx, split)
+        found, margins = self.faces(ctx), self._margins(ctx)  # the faces once, for the cuts and the drawing
+        bare = [(path, face) for path, label, face in found if label == 0 and face.landmarks]
         paths, faces = [path for path, _ in bare], [face for _, face in bare]
-        drawn = self.synthesis.draw(paths, faces, [0] * len(bare), self._margins(ctx), ctx, self.photos)
-        return ImageSet.concat([images, drawn])
+        drawn = self.synthesis.draw(paths, faces, [0] * len(bare), margins, ctx, self.photos)
+        return ImageSet.concat([*self.cut(margins, ctx, found) * self._repeat(ctx), drawn])
